@@ -1,0 +1,224 @@
+/* vk_record.c: recording dispatches with the barriers they need, descriptor
+ * sets, and one-shot (eager) submission. */
+#include "vk_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Sets per pool; a chain grows by whole pools when one runs out. */
+#define SETS_PER_POOL 256
+
+const vkt_tuning *vkt_recorder_tuning(const vkt_recorder *rec) {
+    return &vk_of(rec->ctx)->tuning;
+}
+
+void vk_pool_chain_destroy(vk_state *vk, vk_pool_chain *chain) {
+    for (uint32_t i = 0; i < chain->count; i++)
+        vk->vk.vkDestroyDescriptorPool(vk->device, chain->pools[i], NULL);
+    free(chain->pools);
+    *chain = (vk_pool_chain){0};
+}
+
+static vkt_result pool_chain_grow(vkt_context *ctx, vk_pool_chain *chain) {
+    vk_state *vk = vk_of(ctx);
+    if (chain->count == chain->capacity) {
+        uint32_t cap = chain->capacity ? chain->capacity * 2 : 4;
+        VkDescriptorPool *p = realloc(chain->pools, cap * sizeof *p);
+        if (!p)
+            return vkt_error(ctx, VKT_ERROR_OUT_OF_HOST_MEMORY, "out of host memory");
+        chain->pools = p;
+        chain->capacity = cap;
+    }
+    VkDescriptorPoolSize size = {VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                                 SETS_PER_POOL * VK_MAX_BINDINGS};
+    VK_TRY(ctx, vk->vk.vkCreateDescriptorPool(
+                    vk->device,
+                    &(VkDescriptorPoolCreateInfo){
+                        .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
+                        .maxSets = SETS_PER_POOL,
+                        .poolSizeCount = 1,
+                        .pPoolSizes = &size},
+                    NULL, &chain->pools[chain->count]));
+    chain->count++;
+    return VKT_OK;
+}
+
+static vkt_result allocate_set(vkt_context *ctx, vk_pool_chain *chain, uint32_t binding_count,
+                               VkDescriptorSet *out_set) {
+    vk_state *vk = vk_of(ctx);
+    if (chain->count == 0) {
+        vkt_result r = pool_chain_grow(ctx, chain);
+        if (r != VKT_OK)
+            return r;
+    }
+    for (int attempt = 0; attempt < 2; attempt++) {
+        VkResult vr = vk->vk.vkAllocateDescriptorSets(
+            vk->device,
+            &(VkDescriptorSetAllocateInfo){
+                .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_ALLOCATE_INFO,
+                .descriptorPool = chain->pools[chain->count - 1],
+                .descriptorSetCount = 1,
+                .pSetLayouts = &vk->set_layouts[binding_count]},
+            out_set);
+        if (vr == VK_SUCCESS)
+            return VKT_OK;
+        if (vr != VK_ERROR_OUT_OF_POOL_MEMORY && vr != VK_ERROR_FRAGMENTED_POOL)
+            return vk_check(ctx, vr, "vkAllocateDescriptorSets");
+        vkt_result r = pool_chain_grow(ctx, chain);
+        if (r != VKT_OK)
+            return r;
+    }
+    return vkt_error(ctx, VKT_ERROR_VULKAN, "vkAllocateDescriptorSets failed on a new pool");
+}
+
+void vk_recorder_begin(vkt_recorder *rec, vkt_context *ctx, VkCommandBuffer cmd,
+                       vk_pool_chain *pools) {
+    *rec = (vkt_recorder){.ctx = ctx, .cmd = cmd, .pools = pools};
+}
+
+vkt_result vk_recorder_end(vkt_recorder *rec) {
+    free(rec->pending);
+    rec->pending = NULL;
+    return rec->status;
+}
+
+static bool conflicts(const vkt_recorder *rec, const vkt_view *view, bool write) {
+    uint64_t begin = view->offset, end = view->offset + view->bytes;
+    for (uint32_t i = 0; i < rec->pending_count; i++) {
+        const vk_access *a = &rec->pending[i];
+        if (a->block == view->block && begin < a->end && a->offset < end && (write || a->write))
+            return true;
+    }
+    return false;
+}
+
+static void track(vkt_recorder *rec, const vkt_view *view, bool write) {
+    if (rec->pending_count == rec->pending_capacity) {
+        uint32_t cap = rec->pending_capacity ? rec->pending_capacity * 2 : 32;
+        vk_access *p = realloc(rec->pending, cap * sizeof *p);
+        if (!p) {
+            rec->status = vkt_error(rec->ctx, VKT_ERROR_OUT_OF_HOST_MEMORY, "out of host memory");
+            return;
+        }
+        rec->pending = p;
+        rec->pending_capacity = cap;
+    }
+    rec->pending[rec->pending_count++] =
+        (vk_access){view->block, view->offset, view->offset + view->bytes, write};
+}
+
+void vkt_record_dispatch(vkt_recorder *rec, const vkt_dispatch *d) {
+    if (rec->status != VKT_OK)
+        return;
+    vkt_context *ctx = rec->ctx;
+    vk_state *vk = vk_of(ctx);
+    VkPipeline pipeline;
+    rec->status = vk_pipeline_get(ctx, d->kernel, d->spec, d->spec_count, d->view_count, &pipeline);
+    VkDescriptorSet set;
+    if (rec->status == VKT_OK)
+        rec->status = allocate_set(ctx, rec->pools, d->view_count, &set);
+    if (rec->status != VKT_OK)
+        return;
+
+    VkDescriptorBufferInfo buffers[VK_MAX_BINDINGS];
+    VkWriteDescriptorSet writes[VK_MAX_BINDINGS];
+    bool need_barrier = false;
+    for (uint32_t i = 0; i < d->view_count; i++) {
+        const vkt_view *v = d->views[i];
+        buffers[i] = (VkDescriptorBufferInfo){((vk_block *)v->block->backend_data)->buffer,
+                                              v->offset, v->bytes};
+        writes[i] = (VkWriteDescriptorSet){.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
+                                           .dstSet = set,
+                                           .dstBinding = i,
+                                           .descriptorCount = 1,
+                                           .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                                           .pBufferInfo = &buffers[i]};
+        need_barrier = need_barrier || conflicts(rec, v, (d->write_mask >> i) & 1);
+    }
+    vk->vk.vkUpdateDescriptorSets(vk->device, d->view_count, writes, 0, NULL);
+
+    if (need_barrier) {
+        /* Hazard: this dispatch reads or overwrites a range that a dispatch
+         * since the last barrier wrote (RAW/WAW), or overwrites one it read
+         * (WAR). A global memory barrier covers all three. */
+        VkMemoryBarrier barrier = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+                                   .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT |
+                                                    VK_ACCESS_SHADER_READ_BIT,
+                                   .dstAccessMask = VK_ACCESS_SHADER_READ_BIT |
+                                                    VK_ACCESS_SHADER_WRITE_BIT};
+        vk->vk.vkCmdPipelineBarrier(rec->cmd, VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
+                                    VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT, 0, 1, &barrier, 0, NULL,
+                                    0, NULL);
+        rec->pending_count = 0;
+        rec->barrier_count++;
+    }
+    for (uint32_t i = 0; i < d->view_count; i++)
+        track(rec, d->views[i], (d->write_mask >> i) & 1);
+
+    VkPipelineLayout layout = vk->pipeline_layouts[d->view_count];
+    vk->vk.vkCmdBindPipeline(rec->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, pipeline);
+    vk->vk.vkCmdBindDescriptorSets(rec->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, layout, 0, 1, &set, 0,
+                                   NULL);
+    if (d->push_size)
+        vk->vk.vkCmdPushConstants(rec->cmd, layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, d->push_size,
+                                  d->push);
+    vk->vk.vkCmdDispatch(rec->cmd, d->groups[0], d->groups[1], d->groups[2]);
+    rec->dispatch_count++;
+}
+
+vkt_result vk_begin_eager(vkt_context *ctx) {
+    vk_state *vk = vk_of(ctx);
+    VK_TRY(ctx, vk->vk.vkResetCommandBuffer(vk->eager_cmd, 0));
+    VK_TRY(ctx, vk->vk.vkBeginCommandBuffer(
+                    vk->eager_cmd,
+                    &(VkCommandBufferBeginInfo){
+                        .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
+                        .flags = VK_COMMAND_BUFFER_USAGE_ONE_TIME_SUBMIT_BIT}));
+    /* Hazard: this submit's copies and dispatches against what earlier
+     * submits' copies and dispatches wrote or read. */
+    VkMemoryBarrier barrier = {.sType = VK_STRUCTURE_TYPE_MEMORY_BARRIER,
+                               .srcAccessMask = VK_ACCESS_SHADER_WRITE_BIT |
+                                                VK_ACCESS_TRANSFER_WRITE_BIT,
+                               .dstAccessMask = VK_ACCESS_SHADER_READ_BIT |
+                                                VK_ACCESS_SHADER_WRITE_BIT |
+                                                VK_ACCESS_TRANSFER_READ_BIT |
+                                                VK_ACCESS_TRANSFER_WRITE_BIT};
+    VkPipelineStageFlags stages =
+        VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT | VK_PIPELINE_STAGE_TRANSFER_BIT;
+    vk->vk.vkCmdPipelineBarrier(vk->eager_cmd, stages, stages, 0, 1, &barrier, 0, NULL, 0, NULL);
+    return VKT_OK;
+}
+
+/* Ends, submits and waits for the eager command buffer, then recycles its
+ * descriptor sets. */
+vkt_result vk_submit_eager(vkt_context *ctx) {
+    vk_state *vk = vk_of(ctx);
+    VK_TRY(ctx, vk->vk.vkEndCommandBuffer(vk->eager_cmd));
+    VK_TRY(ctx, vk->vk.vkQueueSubmit(vk->queue, 1,
+                                     &(VkSubmitInfo){.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO,
+                                                     .commandBufferCount = 1,
+                                                     .pCommandBuffers = &vk->eager_cmd},
+                                     vk->eager_fence));
+    VkResult vr = vk->vk.vkWaitForFences(vk->device, 1, &vk->eager_fence, VK_TRUE, UINT64_MAX);
+    vk->vk.vkResetFences(vk->device, 1, &vk->eager_fence);
+    for (uint32_t i = 0; i < vk->eager_pools.count; i++)
+        vk->vk.vkResetDescriptorPool(vk->device, vk->eager_pools.pools[i], 0);
+    return vk_check(ctx, vr, "vkWaitForFences");
+}
+
+vkt_result vk_run(vkt_context *ctx, const vkt_node *const *nodes, size_t count) {
+    vk_state *vk = vk_of(ctx);
+    vkt_result r = vk_begin_eager(ctx);
+    if (r != VKT_OK)
+        return r;
+    vkt_recorder rec;
+    vk_recorder_begin(&rec, ctx, vk->eager_cmd, &vk->eager_pools);
+    for (size_t i = 0; i < count; i++)
+        vkt_op_get(nodes[i]->op)->record(nodes[i], &rec);
+    r = vk_recorder_end(&rec);
+    if (r != VKT_OK) {
+        vk->vk.vkEndCommandBuffer(vk->eager_cmd);
+        return r;
+    }
+    return vk_submit_eager(ctx);
+}
