@@ -14,6 +14,9 @@ typedef enum vkt_kernel {
     VKT_KERNEL_ELEMENTWISE_UNARY,  /* shaders/elementwise_unary.comp */
     VKT_KERNEL_RELU_FWD,           /* shaders/relu_fwd.comp */
     VKT_KERNEL_RELU_BWD,           /* shaders/relu_bwd.comp */
+    /* activation kernels */
+    /* loss kernels */
+    /* optimizer kernels */
     VKT_KERNEL_COUNT
 } vkt_kernel;
 
@@ -54,5 +57,9 @@ _Static_assert(sizeof(vkt_elementwise_push) == 8, "mirror in shaders/elementwise
 enum { VKT_BINARY_ADD = 0, VKT_BINARY_SUB = 1, VKT_BINARY_MUL = 2 };
 /* spec 1 of elementwise_unary */
 enum { VKT_UNARY_SCALE = 0, VKT_UNARY_FILL = 1 };
+
+/* activation push constants */
+/* loss push constants */
+/* optimizer push constants */
 
 #endif

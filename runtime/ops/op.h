@@ -22,6 +22,9 @@ typedef enum vkt_op {
     VKT_OP_FILL,
     VKT_OP_RELU,
     VKT_OP_RELU_BWD,
+    /* activation ops (activation.c) */
+    /* loss and reduction ops (loss.c, reduce.c) */
+    /* optimizer ops (optimizer.c) */
     VKT_OP_COUNT
 } vkt_op;
 
@@ -39,7 +42,23 @@ typedef union vkt_op_params {
     struct {
         float value;
     } scalar;
+    /* activation params */
+    /* loss params */
+    /* optimizer params */
 } vkt_op_params;
+
+/* The per-step hyperparameter buffer: a small f32 device tensor the host
+ * rewrites before every step (inside the recorded command buffer, from
+ * staging), so learning-rate schedules and bias corrections change every
+ * step without re-recording. Ops that need them take it as an input. */
+enum {
+    VKT_HYPER_LR = 0,       /* learning rate of this step */
+    VKT_HYPER_BIAS1 = 1,    /* 1 - beta1^t (Adam bias correction) */
+    VKT_HYPER_BIAS2 = 2,    /* 1 - beta2^t */
+    VKT_HYPER_STEP = 3,     /* t, 1-based, exact up to 2^24 */
+    VKT_HYPER_GRAD_SCALE = 4, /* 1, or the clip factor written on device */
+    VKT_HYPER_COUNT = 8
+};
 
 typedef struct vkt_node {
     vkt_op op;
@@ -102,6 +121,9 @@ extern const vkt_op_def vkt_op_bias_add_def, vkt_op_column_sum_def;
 extern const vkt_op_def vkt_op_add_def, vkt_op_sub_def, vkt_op_mul_def;
 extern const vkt_op_def vkt_op_scale_def, vkt_op_fill_def;
 extern const vkt_op_def vkt_op_relu_def, vkt_op_relu_bwd_def;
+/* activation op defs */
+/* loss op defs */
+/* optimizer op defs */
 
 /* Helpers for op files. */
 uint32_t vkt_div_up(uint64_t n, uint32_t d);

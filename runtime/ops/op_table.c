@@ -12,6 +12,9 @@ static const vkt_op_def *const op_table[VKT_OP_COUNT] = {
     [VKT_OP_FILL] = &vkt_op_fill_def,
     [VKT_OP_RELU] = &vkt_op_relu_def,
     [VKT_OP_RELU_BWD] = &vkt_op_relu_bwd_def,
+    /* activation ops */
+    /* loss ops */
+    /* optimizer ops */
 };
 
 const vkt_op_def *vkt_op_get(vkt_op op) {

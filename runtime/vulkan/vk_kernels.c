@@ -24,6 +24,9 @@ SPIRV(relu_fwd)
 SPIRV(relu_bwd)
 #include "relu_bwd.spv.h"
 ;
+/* activation spirv */
+/* loss spirv */
+/* optimizer spirv */
 
 typedef struct kernel_source {
     const char *name;
@@ -40,6 +43,9 @@ static const kernel_source kernels[VKT_KERNEL_COUNT] = {
     KERNEL(VKT_KERNEL_ELEMENTWISE_UNARY, elementwise_unary),
     KERNEL(VKT_KERNEL_RELU_FWD, relu_fwd),
     KERNEL(VKT_KERNEL_RELU_BWD, relu_bwd),
+    /* activation kernels */
+    /* loss kernels */
+    /* optimizer kernels */
 };
 
 const uint32_t *vk_kernel_spirv(vkt_kernel kernel, size_t *out_bytes, const char **out_name) {
