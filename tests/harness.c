@@ -20,7 +20,7 @@ vkt_context *h_vulkan(void) {
         &(vkt_context_desc){.backend = VKT_BACKEND_VULKAN, .validation = true,
                             .log = log_to_stderr},
         &ctx);
-    cr_assert_eq(r, VKT_OK, "Vulkan context: %s", vkt_last_create_error());
+    cr_assert_eq(r, VKT_OK, "Vulkan context: %s", vkt_last_error());
     return ctx;
 }
 
@@ -28,7 +28,7 @@ vkt_context *h_cpu(void) {
     vkt_context *ctx = NULL;
     vkt_result r = vkt_context_create(
         &(vkt_context_desc){.backend = VKT_BACKEND_CPU, .log = log_to_stderr}, &ctx);
-    cr_assert_eq(r, VKT_OK, "CPU context: %s", vkt_last_create_error());
+    cr_assert_eq(r, VKT_OK, "CPU context: %s", vkt_last_error());
     return ctx;
 }
 

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static _Thread_local char create_error[VKT_ERROR_MESSAGE_SIZE];
+static _Thread_local char thread_error[VKT_ERROR_MESSAGE_SIZE];
 
 const char *vkt_result_string(vkt_result result) {
     switch (result) {
@@ -30,7 +30,7 @@ const char *vkt_result_string(vkt_result result) {
 }
 
 vkt_result vkt_error(vkt_context *ctx, vkt_result result, const char *fmt, ...) {
-    char *buf = ctx ? ctx->error : create_error;
+    char *buf = ctx ? ctx->error : thread_error;
     va_list args;
     va_start(args, fmt);
     vsnprintf(buf, VKT_ERROR_MESSAGE_SIZE, fmt, args);
@@ -60,7 +60,7 @@ const char *vkt_context_last_error(const vkt_context *ctx) {
     return ctx ? ctx->error : "no context (NULL)";
 }
 
-const char *vkt_last_create_error(void) { return create_error; }
+const char *vkt_last_error(void) { return thread_error; }
 
 /* Environment overrides win over the desc so a user can redirect any program
  * without recompiling it. */
@@ -102,7 +102,7 @@ static vkt_result init_backend(vkt_context *ctx) {
 }
 
 vkt_result vkt_context_create(const vkt_context_desc *desc, vkt_context **out_ctx) {
-    create_error[0] = '\0';
+    thread_error[0] = '\0';
     if (!desc || !out_ctx)
         return vkt_error(NULL, VKT_ERROR_INVALID_ARGUMENT, "vkt_context_create: %s is NULL",
                          !desc ? "desc" : "out_ctx");
@@ -115,7 +115,7 @@ vkt_result vkt_context_create(const vkt_context_desc *desc, vkt_context **out_ct
         r = init_backend(ctx);
     if (r != VKT_OK) {
         if (ctx->error[0])
-            snprintf(create_error, sizeof create_error, "%s", ctx->error);
+            snprintf(thread_error, sizeof thread_error, "%s", ctx->error);
         free(ctx);
         return r;
     }

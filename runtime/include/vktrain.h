@@ -143,8 +143,7 @@ typedef struct vkt_context_desc {
 } vkt_context_desc;
 
 /* Creates a context. On failure *out_ctx is untouched and, where a context
- * could not be made at all, the reason goes to desc->log (if any) and
- * vkt_last_create_error(). */
+ * could not be made at all, the reason is in vkt_last_error(). */
 VKT_API vkt_result vkt_context_create(const vkt_context_desc *desc, vkt_context **out_ctx);
 
 /* Waits for the device to go idle and frees everything the context made.
@@ -155,8 +154,9 @@ VKT_API void vkt_context_destroy(vkt_context *ctx);
  * until the next call on the context. Accepts NULL (gives a static text). */
 VKT_API const char *vkt_context_last_error(const vkt_context *ctx);
 
-/* The message of the last vkt_context_create that failed on this thread. */
-VKT_API const char *vkt_last_create_error(void);
+/* The message of the last failure on this thread that had no context to hold
+ * it: vkt_context_create, vkt_device_list, data-set and file loading. */
+VKT_API const char *vkt_last_error(void);
 
 typedef struct vkt_context_info {
     vkt_backend backend;      /* VKT_BACKEND_VULKAN or VKT_BACKEND_CPU */
@@ -292,6 +292,10 @@ VKT_API vkt_result vkt_relu(vkt_context *ctx, vkt_tensor *out, const vkt_tensor 
 /* dx = dy where x > 0, else 0. x is the forward input. dx may alias dy. */
 VKT_API vkt_result vkt_relu_backward(vkt_context *ctx, vkt_tensor *dx, const vkt_tensor *dy,
                                      const vkt_tensor *x);
+
+/* ---- Graphs and training ------------------------------------------------------ */
+
+/* ---- Data sets ------------------------------------------------------------------ */
 
 #ifdef __cplusplus
 }
