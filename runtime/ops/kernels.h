@@ -15,8 +15,36 @@ typedef enum vkt_kernel {
     VKT_KERNEL_RELU_FWD,           /* shaders/relu_fwd.comp */
     VKT_KERNEL_RELU_BWD,           /* shaders/relu_bwd.comp */
     /* activation kernels */
+    VKT_KERNEL_LEAKY_RELU_FWD,     /* shaders/leaky_relu_fwd.comp */
+    VKT_KERNEL_LEAKY_RELU_BWD,     /* shaders/leaky_relu_bwd.comp */
+    VKT_KERNEL_SIGMOID_FWD,        /* shaders/sigmoid_fwd.comp */
+    VKT_KERNEL_SIGMOID_BWD,        /* shaders/sigmoid_bwd.comp */
+    VKT_KERNEL_TANH_FWD,           /* shaders/tanh_fwd.comp */
+    VKT_KERNEL_TANH_BWD,           /* shaders/tanh_bwd.comp */
+    VKT_KERNEL_GELU_FWD,           /* shaders/gelu_fwd.comp */
+    VKT_KERNEL_GELU_BWD,           /* shaders/gelu_bwd.comp */
+    VKT_KERNEL_SOFTMAX_FWD,        /* shaders/softmax_fwd.comp */
+    VKT_KERNEL_SOFTMAX_BWD,        /* shaders/softmax_bwd.comp */
+    VKT_KERNEL_DROPOUT,            /* shaders/dropout.comp (both directions) */
     /* loss kernels */
+    VKT_KERNEL_SOFTMAX_CE,         /* shaders/softmax_ce.comp */
+    VKT_KERNEL_MSE,                /* shaders/mse.comp */
+    VKT_KERNEL_BCE_LOGITS,         /* shaders/bce_logits.comp */
+    VKT_KERNEL_REDUCE_SUM,         /* shaders/reduce_sum.comp */
+    /* convolution and pooling kernels */
+    VKT_KERNEL_CONV2D_FWD,         /* shaders/conv2d_fwd.comp */
+    VKT_KERNEL_CONV2D_BWD_INPUT,   /* shaders/conv2d_bwd_input.comp */
+    VKT_KERNEL_CONV2D_BWD_WEIGHT,  /* shaders/conv2d_bwd_weight.comp */
+    VKT_KERNEL_CONV2D_BWD_BIAS,    /* shaders/conv2d_bwd_bias.comp */
+    VKT_KERNEL_MAXPOOL2D_FWD,      /* shaders/maxpool2d_fwd.comp */
+    VKT_KERNEL_MAXPOOL2D_BWD,      /* shaders/maxpool2d_bwd.comp */
+    VKT_KERNEL_AVGPOOL2D_FWD,      /* shaders/avgpool2d_fwd.comp */
+    VKT_KERNEL_AVGPOOL2D_BWD,      /* shaders/avgpool2d_bwd.comp */
     /* optimizer kernels */
+    VKT_KERNEL_SGD,                /* shaders/sgd.comp */
+    VKT_KERNEL_ADAM,               /* shaders/adam.comp */
+    VKT_KERNEL_SUM_SQUARES,        /* shaders/sum_squares.comp */
+    VKT_KERNEL_CLIP_SCALE,         /* shaders/clip_scale.comp */
     VKT_KERNEL_COUNT
 } vkt_kernel;
 
@@ -59,7 +87,91 @@ enum { VKT_BINARY_ADD = 0, VKT_BINARY_SUB = 1, VKT_BINARY_MUL = 2 };
 enum { VKT_UNARY_SCALE = 0, VKT_UNARY_FILL = 1 };
 
 /* activation push constants */
+/* The pointwise activations use vkt_elementwise_push (scalar: the leaky
+ * ReLU slope). */
+/* softmax_fwd, softmax_bwd: one workgroup per row of (rows, cols). */
+typedef struct vkt_softmax_push {
+    uint32_t rows, cols;
+} vkt_softmax_push;
+_Static_assert(sizeof(vkt_softmax_push) == 8, "mirror in shaders/softmax_*.comp");
+
+/* dropout: out = hash(seed, step, i) >= threshold ? in * scale : 0. */
+typedef struct vkt_dropout_push {
+    uint32_t n, threshold, seed;
+    float scale;
+} vkt_dropout_push;
+_Static_assert(sizeof(vkt_dropout_push) == 16, "mirror in shaders/dropout.comp");
 /* loss push constants */
+/* softmax_ce, mse, bce_logits: one workgroup per row of (rows, cols);
+ * the gradient is the per-element derivative times grad_scale. */
+typedef struct vkt_row_loss_push {
+    uint32_t rows, cols;
+    float grad_scale;
+} vkt_row_loss_push;
+_Static_assert(sizeof(vkt_row_loss_push) == 12,
+               "mirror in shaders/softmax_ce.comp, mse.comp, bce_logits.comp");
+
+/* reduce_sum: out[0] = scale * sum of in (n), one workgroup. */
+typedef struct vkt_reduce_sum_push {
+    uint32_t n;
+    float scale;
+} vkt_reduce_sum_push;
+_Static_assert(sizeof(vkt_reduce_sum_push) == 8, "mirror in shaders/reduce_sum.comp");
+/* convolution and pooling push constants */
+/* conv2d_*: the geometry of the forward convolution the kernel belongs to,
+ * x (batch, in_c, in_h, in_w) * w (out_c, in_c, kernel_h, kernel_w) ->
+ * y (batch, out_c, out_h, out_w), whichever direction it computes. */
+typedef struct vkt_conv2d_push {
+    uint32_t batch;
+    uint32_t in_c, in_h, in_w;
+    uint32_t out_c, out_h, out_w;
+    uint32_t kernel_h, kernel_w;
+    uint32_t stride, pad;
+} vkt_conv2d_push;
+_Static_assert(sizeof(vkt_conv2d_push) == 44, "mirror in shaders/conv2d_*.comp");
+/* conv2d_fwd, conv2d_bwd_input spec: 0 local_size_x, 1 local_size_y,
+ * 2 TM channels, 3 TN pixels per invocation. conv2d_bwd_weight spec:
+ * 0 local_size_x, 1 TM output channels, 2 TN input channels, 3 batch items
+ * per unit of work. conv2d_bwd_bias spec: 0 local_size_x. */
+
+/* maxpool2d_*, avgpool2d_*: planes = batch * channels images of
+ * (in_h, in_w) pooled to (out_h, out_w). */
+typedef struct vkt_pool2d_push {
+    uint32_t planes;
+    uint32_t in_h, in_w, out_h, out_w;
+    uint32_t kernel, stride;
+} vkt_pool2d_push;
+_Static_assert(sizeof(vkt_pool2d_push) == 28, "mirror in shaders/*pool2d_*.comp");
 /* optimizer push constants */
+/* sgd: one step of torch.optim.SGD over n parameters; lr, t and the
+ * gradient scale come from the hyper buffer. Booleans are 0 or 1. */
+typedef struct vkt_sgd_push {
+    uint32_t n;
+    float momentum, dampening, weight_decay;
+    uint32_t nesterov;
+} vkt_sgd_push;
+_Static_assert(sizeof(vkt_sgd_push) == 20, "mirror in shaders/sgd.comp");
+
+/* adam: one step of torch.optim.Adam (decoupled: AdamW) over n parameters;
+ * lr, the bias corrections and the gradient scale come from the hyper
+ * buffer. */
+typedef struct vkt_adam_push {
+    uint32_t n;
+    float beta1, beta2, eps, weight_decay;
+    uint32_t decoupled;
+} vkt_adam_push;
+_Static_assert(sizeof(vkt_adam_push) == 24, "mirror in shaders/adam.comp");
+
+/* sum_squares: acc (1) [+]= sum of g (n)^2, one workgroup. */
+typedef struct vkt_sum_squares_push {
+    uint32_t n, accumulate;
+} vkt_sum_squares_push;
+_Static_assert(sizeof(vkt_sum_squares_push) == 8, "mirror in shaders/sum_squares.comp");
+
+/* clip_scale: hyper[VKT_HYPER_GRAD_SCALE] = min(1, max_norm / (sqrt(sumsq) + 1e-6)). */
+typedef struct vkt_clip_scale_push {
+    float max_norm;
+} vkt_clip_scale_push;
+_Static_assert(sizeof(vkt_clip_scale_push) == 4, "mirror in shaders/clip_scale.comp");
 
 #endif

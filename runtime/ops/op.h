@@ -23,8 +23,36 @@ typedef enum vkt_op {
     VKT_OP_RELU,
     VKT_OP_RELU_BWD,
     /* activation ops (activation.c) */
+    VKT_OP_LEAKY_RELU,     /* in {x} out {y}; p.leaky_relu */
+    VKT_OP_LEAKY_RELU_BWD, /* in {dy, x} out {dx}; p.leaky_relu */
+    VKT_OP_SIGMOID,        /* in {x} out {y} */
+    VKT_OP_SIGMOID_BWD,    /* in {dy, y} out {dx}: y the forward output */
+    VKT_OP_TANH,           /* in {x} out {y} */
+    VKT_OP_TANH_BWD,       /* in {dy, y} out {dx}: y the forward output */
+    VKT_OP_GELU,           /* in {x} out {y}: tanh approximation */
+    VKT_OP_GELU_BWD,       /* in {dy, x} out {dx} */
+    VKT_OP_SOFTMAX,        /* in {x (R, C)} out {y}: over the last dim */
+    VKT_OP_SOFTMAX_BWD,    /* in {dy, y} out {dx}: y the forward output */
+    VKT_OP_DROPOUT,        /* in {x, hyper} out {y}; p.dropout */
+    VKT_OP_DROPOUT_BWD,    /* in {dy, hyper} out {dx}; p.dropout, as the forward */
     /* loss and reduction ops (loss.c, reduce.c) */
+    VKT_OP_SOFTMAX_CE, /* in {logits (B, C), labels (B)} out {loss (1), dlogits, row_loss (B)} */
+    VKT_OP_MSE,        /* in {pred, target} out {loss (1), dpred, row_loss (R)} */
+    VKT_OP_BCE_LOGITS, /* in {logits, target} out {loss (1), dlogits, row_loss (R)} */
+    /* convolution and pooling ops (conv.c, pool.c) */
+    VKT_OP_CONV2D,            /* in {x (B, C, H, W), w (K, C, R, S), bias (K)} out {y (B, K, Ho, Wo)}; p.conv */
+    VKT_OP_CONV2D_BWD_INPUT,  /* in {dy, w} out {dx (B, C, in_h, in_w)}; p.conv */
+    VKT_OP_CONV2D_BWD_WEIGHT, /* in {dy, x} out {dw (K, C, kernel_h, kernel_w)}; p.conv */
+    VKT_OP_CONV2D_BWD_BIAS,   /* in {dy (B, K, Ho, Wo)} out {db (K)} */
+    VKT_OP_MAXPOOL2D,         /* in {x (B, C, H, W)} out {y (B, C, Ho, Wo)}; p.pool */
+    VKT_OP_MAXPOOL2D_BWD,     /* in {dy, x} out {dx}; p.pool */
+    VKT_OP_AVGPOOL2D,         /* in {x (B, C, H, W)} out {y (B, C, Ho, Wo)}; p.pool */
+    VKT_OP_AVGPOOL2D_BWD,     /* in {dy} out {dx (B, C, in_h, in_w)}; p.pool */
     /* optimizer ops (optimizer.c) */
+    VKT_OP_SGD,          /* in {grad, hyper} out {param, momentum_buf} */
+    VKT_OP_ADAM,         /* in {grad, hyper} out {param, m, v} */
+    VKT_OP_SUM_SQUARES,  /* in {g} out {acc (1)}: acc (+)= sum(g^2) */
+    VKT_OP_CLIP_SCALE,   /* in {sumsq (1)} out {hyper}: writes hyper[GRAD_SCALE] */
     VKT_OP_COUNT
 } vkt_op;
 
@@ -43,8 +71,41 @@ typedef union vkt_op_params {
         float value;
     } scalar;
     /* activation params */
+    struct {
+        float slope; /* y = slope * x for x <= 0; PyTorch's default is 0.01 */
+    } leaky_relu;
+    struct {
+        float rate;    /* probability of zeroing an element, in [0, 1] */
+        uint32_t seed; /* the mask is a hash of (seed, hyper[VKT_HYPER_STEP], index) */
+    } dropout;
     /* loss params */
+    /* convolution and pooling params */
+    /* Both axes share stride and pad; stride 0 means 1. conv2d reads
+     * stride, pad; conv2d_bwd_input also in_h, in_w (the forward input's
+     * size, ambiguous from dy when stride > 1); conv2d_bwd_weight also
+     * kernel_h, kernel_w; conv2d_bwd_bias nothing. */
+    struct {
+        uint32_t stride, pad, kernel_h, kernel_w, in_h, in_w;
+    } conv;
+    /* Floor mode, no padding. kernel 0 means 2, stride 0 means kernel (as
+     * PyTorch's stride=None). The forwards read kernel, stride; the
+     * backwards also in_h, in_w (dx's size; maxpool2d_bwd takes 0 as x's
+     * size). */
+    struct {
+        uint32_t kernel, stride, in_h, in_w;
+    } pool;
     /* optimizer params */
+    struct {
+        float momentum, dampening, weight_decay; /* lr comes from hyper */
+        bool nesterov;
+    } sgd;
+    struct {
+        float beta1, beta2, eps, weight_decay; /* lr comes from hyper */
+        bool decoupled; /* AdamW: decay the parameter, not the gradient */
+    } adam;
+    struct {
+        float max_norm;
+    } clip; /* VKT_OP_CLIP_SCALE; VKT_OP_SUM_SQUARES uses reduce.accumulate */
 } vkt_op_params;
 
 /* The per-step hyperparameter buffer: a small f32 device tensor the host
@@ -80,6 +141,10 @@ typedef struct vkt_tuning {
     uint32_t matmul_wg_x, matmul_wg_y; /* invocations per workgroup */
     uint32_t matmul_tm, matmul_tn;     /* outputs per invocation (rows, cols) */
     uint32_t reduce_wg;               /* column-sum workgroup */
+    uint32_t conv_wg_x, conv_wg_y; /* conv2d forward and input gradient: pixels x channels */
+    uint32_t conv_tm, conv_tn;     /* channels, pixels per invocation; dw: K and C tile */
+    uint32_t conv_reduce_wg;       /* conv2d weight and bias gradient: split-sum workgroup */
+    uint32_t conv_batch_chunk;     /* conv2d weight gradient: batch items per work unit */
 } vkt_tuning;
 
 const vkt_tuning *vkt_recorder_tuning(const vkt_recorder *rec);
@@ -122,8 +187,28 @@ extern const vkt_op_def vkt_op_add_def, vkt_op_sub_def, vkt_op_mul_def;
 extern const vkt_op_def vkt_op_scale_def, vkt_op_fill_def;
 extern const vkt_op_def vkt_op_relu_def, vkt_op_relu_bwd_def;
 /* activation op defs */
+extern const vkt_op_def vkt_op_leaky_relu_def, vkt_op_leaky_relu_bwd_def;
+extern const vkt_op_def vkt_op_sigmoid_def, vkt_op_sigmoid_bwd_def;
+extern const vkt_op_def vkt_op_tanh_def, vkt_op_tanh_bwd_def;
+extern const vkt_op_def vkt_op_gelu_def, vkt_op_gelu_bwd_def;
+extern const vkt_op_def vkt_op_softmax_def, vkt_op_softmax_bwd_def;
+extern const vkt_op_def vkt_op_dropout_def, vkt_op_dropout_bwd_def;
 /* loss op defs */
+extern const vkt_op_def vkt_op_softmax_ce_def, vkt_op_mse_def, vkt_op_bce_logits_def;
+/* Records out[0] (one float) = scale * sum of in (n floats) as one workgroup
+ * (deterministic order; for short vectors such as per-row losses). */
+void vkt_record_reduce_sum(vkt_recorder *rec, const vkt_view *in, uint32_t n,
+                           const vkt_view *out, float scale);
+/* The CPU counterpart's sum: in order, in double. */
+double vkt_cpu_sum(const float *in, int64_t n);
+/* convolution and pooling op defs */
+extern const vkt_op_def vkt_op_conv2d_def, vkt_op_conv2d_bwd_input_def;
+extern const vkt_op_def vkt_op_conv2d_bwd_weight_def, vkt_op_conv2d_bwd_bias_def;
+extern const vkt_op_def vkt_op_maxpool2d_def, vkt_op_maxpool2d_bwd_def;
+extern const vkt_op_def vkt_op_avgpool2d_def, vkt_op_avgpool2d_bwd_def;
 /* optimizer op defs */
+extern const vkt_op_def vkt_op_sgd_def, vkt_op_adam_def;
+extern const vkt_op_def vkt_op_sum_squares_def, vkt_op_clip_scale_def;
 
 /* Helpers for op files. */
 uint32_t vkt_div_up(uint64_t n, uint32_t d);

@@ -13,8 +13,36 @@ static const vkt_op_def *const op_table[VKT_OP_COUNT] = {
     [VKT_OP_RELU] = &vkt_op_relu_def,
     [VKT_OP_RELU_BWD] = &vkt_op_relu_bwd_def,
     /* activation ops */
+    [VKT_OP_LEAKY_RELU] = &vkt_op_leaky_relu_def,
+    [VKT_OP_LEAKY_RELU_BWD] = &vkt_op_leaky_relu_bwd_def,
+    [VKT_OP_SIGMOID] = &vkt_op_sigmoid_def,
+    [VKT_OP_SIGMOID_BWD] = &vkt_op_sigmoid_bwd_def,
+    [VKT_OP_TANH] = &vkt_op_tanh_def,
+    [VKT_OP_TANH_BWD] = &vkt_op_tanh_bwd_def,
+    [VKT_OP_GELU] = &vkt_op_gelu_def,
+    [VKT_OP_GELU_BWD] = &vkt_op_gelu_bwd_def,
+    [VKT_OP_SOFTMAX] = &vkt_op_softmax_def,
+    [VKT_OP_SOFTMAX_BWD] = &vkt_op_softmax_bwd_def,
+    [VKT_OP_DROPOUT] = &vkt_op_dropout_def,
+    [VKT_OP_DROPOUT_BWD] = &vkt_op_dropout_bwd_def,
     /* loss ops */
+    [VKT_OP_SOFTMAX_CE] = &vkt_op_softmax_ce_def,
+    [VKT_OP_MSE] = &vkt_op_mse_def,
+    [VKT_OP_BCE_LOGITS] = &vkt_op_bce_logits_def,
+    /* convolution and pooling ops */
+    [VKT_OP_CONV2D] = &vkt_op_conv2d_def,
+    [VKT_OP_CONV2D_BWD_INPUT] = &vkt_op_conv2d_bwd_input_def,
+    [VKT_OP_CONV2D_BWD_WEIGHT] = &vkt_op_conv2d_bwd_weight_def,
+    [VKT_OP_CONV2D_BWD_BIAS] = &vkt_op_conv2d_bwd_bias_def,
+    [VKT_OP_MAXPOOL2D] = &vkt_op_maxpool2d_def,
+    [VKT_OP_MAXPOOL2D_BWD] = &vkt_op_maxpool2d_bwd_def,
+    [VKT_OP_AVGPOOL2D] = &vkt_op_avgpool2d_def,
+    [VKT_OP_AVGPOOL2D_BWD] = &vkt_op_avgpool2d_bwd_def,
     /* optimizer ops */
+    [VKT_OP_SGD] = &vkt_op_sgd_def,
+    [VKT_OP_ADAM] = &vkt_op_adam_def,
+    [VKT_OP_SUM_SQUARES] = &vkt_op_sum_squares_def,
+    [VKT_OP_CLIP_SCALE] = &vkt_op_clip_scale_def,
 };
 
 const vkt_op_def *vkt_op_get(vkt_op op) {
