@@ -24,6 +24,7 @@ const char *vkt_result_string(vkt_result result) {
     case VKT_ERROR_CORRUPT_DATA: return "VKT_ERROR_CORRUPT_DATA: malformed or truncated data";
     case VKT_ERROR_NON_FINITE: return "VKT_ERROR_NON_FINITE: a NaN or Inf value appeared";
     case VKT_ERROR_BACKEND_MISMATCH: return "VKT_ERROR_BACKEND_MISMATCH: objects from different contexts";
+    case VKT_ERROR_CHECK_FAILED: return "VKT_ERROR_CHECK_FAILED: the device disagrees with the CPU reference";
     case VKT_RESULT_COUNT: break;
     }
     return "unknown vkt_result";
@@ -148,6 +149,8 @@ vkt_result vkt_context_query(const vkt_context *ctx, vkt_context_info *out_info)
         info.bytes_reserved += ctx->blocks[i]->size;
         info.bytes_in_use += ctx->blocks[i]->bytes_used;
     }
+    info.programs_recorded = ctx->programs_recorded;
+    info.submits = ctx->submits;
     ctx->ops->query(ctx, &info);
     *out_info = info;
     return VKT_OK;

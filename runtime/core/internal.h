@@ -71,6 +71,23 @@ typedef struct vkt_value {
 
 struct vkt_node;
 
+/* A recorded program: nodes replayed as one unit. Before each run the host
+ * writes the `uploads` (inputs, hyperparameters) through their host
+ * pointers; after it reads the `downloads` (the loss). */
+typedef struct vkt_program vkt_program;
+typedef struct vkt_program_desc {
+    const struct vkt_node *const *nodes;
+    size_t node_count;
+    const vkt_view *uploads;
+    uint32_t upload_count;
+    const vkt_view *downloads;
+    uint32_t download_count;
+} vkt_program_desc;
+
+typedef struct vkt_program_stats {
+    uint32_t dispatches, barriers, submits_per_run;
+} vkt_program_stats;
+
 typedef struct vkt_backend_ops {
     void (*destroy)(vkt_context *ctx);
     vkt_result (*block_create)(vkt_context *ctx, uint64_t size, vkt_block *block);
@@ -80,6 +97,13 @@ typedef struct vkt_backend_ops {
     /* Runs nodes in order now and waits for them. */
     vkt_result (*run)(vkt_context *ctx, const struct vkt_node *const *nodes, size_t count);
     vkt_result (*wait_idle)(vkt_context *ctx);
+    vkt_result (*program_create)(vkt_context *ctx, const vkt_program_desc *desc,
+                                 vkt_program **out_program);
+    void (*program_destroy)(vkt_context *ctx, vkt_program *program);
+    void *(*program_upload_ptr)(vkt_program *program, uint32_t index);
+    const void *(*program_download_ptr)(vkt_program *program, uint32_t index);
+    vkt_result (*program_run)(vkt_context *ctx, vkt_program *program);
+    void (*program_stats)(const vkt_program *program, vkt_program_stats *stats);
     void (*query)(const vkt_context *ctx, vkt_context_info *info);
 } vkt_backend_ops;
 
@@ -96,6 +120,7 @@ struct vkt_context {
     uint64_t max_tensor_bytes; /* largest range one binding can address */
     uint32_t alignment;
     uint64_t live_tensors;
+    uint64_t programs_recorded, submits; /* counted by the backend */
     char error[VKT_ERROR_MESSAGE_SIZE];
 };
 
@@ -116,6 +141,9 @@ void vkt_log(const vkt_context *ctx, vkt_log_level level, const char *fmt, ...)
 /* Allocates `bytes` (aligned) from the context's blocks, making a new block
  * when none has room. */
 vkt_result vkt_memory_alloc(vkt_context *ctx, uint64_t bytes, vkt_view *out_view);
+/* As vkt_memory_alloc for a region that is never bound whole (a planned
+ * arena of many tensors): only each tensor must fit one binding. */
+vkt_result vkt_memory_alloc_arena(vkt_context *ctx, uint64_t bytes, vkt_view *out_view);
 void vkt_memory_free(vkt_context *ctx, const vkt_view *view);
 void vkt_memory_release_all(vkt_context *ctx);
 

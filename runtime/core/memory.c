@@ -93,9 +93,10 @@ static vkt_result add_block(vkt_context *ctx, uint64_t size, vkt_block **out_blo
     return VKT_OK;
 }
 
-vkt_result vkt_memory_alloc(vkt_context *ctx, uint64_t bytes, vkt_view *out_view) {
+static vkt_result memory_alloc(vkt_context *ctx, uint64_t bytes, bool one_binding,
+                               vkt_view *out_view) {
     uint64_t aligned = align_up(bytes ? bytes : 1, ctx->alignment);
-    if (aligned > ctx->max_tensor_bytes)
+    if (one_binding && aligned > ctx->max_tensor_bytes)
         return vkt_error(ctx, VKT_ERROR_OUT_OF_DEVICE_MEMORY,
                          "%llu bytes exceed the %llu bytes one storage binding can address on "
                          "this device",
@@ -117,6 +118,14 @@ vkt_result vkt_memory_alloc(vkt_context *ctx, uint64_t bytes, vkt_view *out_view
     (void)ok;
     *out_view = (vkt_view){block, offset, bytes};
     return VKT_OK;
+}
+
+vkt_result vkt_memory_alloc(vkt_context *ctx, uint64_t bytes, vkt_view *out_view) {
+    return memory_alloc(ctx, bytes, true, out_view);
+}
+
+vkt_result vkt_memory_alloc_arena(vkt_context *ctx, uint64_t bytes, vkt_view *out_view) {
+    return memory_alloc(ctx, bytes, false, out_view);
 }
 
 void vkt_memory_free(vkt_context *ctx, const vkt_view *view) {

@@ -82,8 +82,9 @@ static vkt_result check_transfer(const vkt_tensor *tensor, const void *data, siz
                          tensor->name);
     int64_t numel = vkt_shape_numel(&tensor->value.shape);
     if ((int64_t)count != numel)
-        return vkt_error(ctx, VKT_ERROR_SHAPE, "%s '%s': count = %zu but the tensor has %lld "
-                         "elements", fn, tensor->name, count, (long long)numel);
+        return vkt_error(ctx, VKT_ERROR_INVALID_ARGUMENT,
+                         "%s '%s': count = %zu but the tensor has %lld elements", fn,
+                         tensor->name, count, (long long)numel);
     return VKT_OK;
 }
 

@@ -47,6 +47,66 @@ static vkt_result cpu_run(vkt_context *ctx, const vkt_node *const *nodes, size_t
     return VKT_OK;
 }
 
+/* A CPU program runs its nodes in order; uploads and downloads are the
+ * values' own host memory, so there is nothing to copy. */
+struct vkt_program {
+    const vkt_node **nodes;
+    size_t node_count;
+    vkt_view *views; /* uploads, then downloads */
+    uint32_t upload_count;
+};
+
+static vkt_result cpu_program_create(vkt_context *ctx, const vkt_program_desc *desc,
+                                     vkt_program **out_program) {
+    vkt_program *p = calloc(1, sizeof *p);
+    uint32_t view_count = desc->upload_count + desc->download_count;
+    if (p) {
+        p->nodes = malloc((desc->node_count ? desc->node_count : 1) * sizeof *p->nodes);
+        p->views = malloc((view_count ? view_count : 1) * sizeof *p->views);
+    }
+    if (!p || !p->nodes || !p->views) {
+        if (p) {
+            free(p->nodes);
+            free(p->views);
+        }
+        free(p);
+        return vkt_error(ctx, VKT_ERROR_OUT_OF_HOST_MEMORY, "out of host memory for a program");
+    }
+    memcpy(p->nodes, desc->nodes, desc->node_count * sizeof *p->nodes);
+    p->node_count = desc->node_count;
+    memcpy(p->views, desc->uploads, desc->upload_count * sizeof *p->views);
+    memcpy(p->views + desc->upload_count, desc->downloads,
+           desc->download_count * sizeof *p->views);
+    p->upload_count = desc->upload_count;
+    *out_program = p;
+    return VKT_OK;
+}
+
+static void cpu_program_destroy(vkt_context *ctx, vkt_program *p) {
+    (void)ctx;
+    if (!p)
+        return;
+    free(p->nodes);
+    free(p->views);
+    free(p);
+}
+
+static void *cpu_program_upload_ptr(vkt_program *p, uint32_t index) {
+    return vkt_view_host(&p->views[index]);
+}
+
+static const void *cpu_program_download_ptr(vkt_program *p, uint32_t index) {
+    return vkt_view_host(&p->views[p->upload_count + index]);
+}
+
+static vkt_result cpu_program_run(vkt_context *ctx, vkt_program *p) {
+    return cpu_run(ctx, p->nodes, p->node_count);
+}
+
+static void cpu_program_stats(const vkt_program *p, vkt_program_stats *stats) {
+    *stats = (vkt_program_stats){.dispatches = (uint32_t)p->node_count, .submits_per_run = 0};
+}
+
 static void cpu_query(const vkt_context *ctx, vkt_context_info *info) {
     (void)ctx;
     snprintf(info->device_name, sizeof info->device_name, "CPU reference");
@@ -61,6 +121,12 @@ static const vkt_backend_ops cpu_ops = {
     .read = cpu_read,
     .run = cpu_run,
     .query = cpu_query,
+    .program_create = cpu_program_create,
+    .program_destroy = cpu_program_destroy,
+    .program_upload_ptr = cpu_program_upload_ptr,
+    .program_download_ptr = cpu_program_download_ptr,
+    .program_run = cpu_program_run,
+    .program_stats = cpu_program_stats,
 };
 
 vkt_result vkt_cpu_backend_init(vkt_context *ctx) {

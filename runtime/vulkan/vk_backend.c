@@ -21,6 +21,12 @@ void vk_tuning_choose(vk_state *vk) {
         .matmul_tm = 4,
         .matmul_tn = 4,
         .reduce_wg = 64,
+        .conv_wg_x = cpu ? 8 : 16,
+        .conv_wg_y = cpu ? 4 : 8,
+        .conv_tm = 4,
+        .conv_tn = 4,
+        .conv_reduce_wg = cpu ? 64 : 128,
+        .conv_batch_chunk = 8,
     };
     if (t.workgroup_1d > max_inv)
         t.workgroup_1d = max_inv;
@@ -28,6 +34,13 @@ void vk_tuning_choose(vk_state *vk) {
         t.reduce_wg = max_inv;
     while (t.matmul_wg_x * t.matmul_wg_y > max_inv)
         t.matmul_wg_y /= 2;
+    while (t.conv_wg_x * t.conv_wg_y > max_inv)
+        t.conv_wg_y /= 2;
+    /* conv2d_bwd_weight keeps conv_reduce_wg * tm * tn partial sums in
+     * shared memory; Vulkan guarantees only 16 KiB. */
+    while (t.conv_reduce_wg > max_inv ||
+           t.conv_reduce_wg * t.conv_tm * t.conv_tn * 4 > lim->maxComputeSharedMemorySize)
+        t.conv_reduce_wg /= 2;
     vk->tuning = t;
 }
 
@@ -84,8 +97,16 @@ static void vk_destroy(vkt_context *ctx) {
         if (vk->own_device)
             vk->vk.vkDestroyDevice(vk->device, NULL);
     }
-    if (vk->messenger)
-        vkDestroyDebugUtilsMessengerEXT(vk->instance, vk->messenger, NULL);
+    if (vk->messenger) {
+        /* Not volk's global pointer: it belongs to whichever instance was
+         * loaded last (another context's, or vkt_device_list's, which lacks
+         * debug utils and leaves it NULL). Ask this context's instance. */
+        PFN_vkDestroyDebugUtilsMessengerEXT destroy_messenger =
+            (PFN_vkDestroyDebugUtilsMessengerEXT)vkGetInstanceProcAddr(
+                vk->instance, "vkDestroyDebugUtilsMessengerEXT");
+        if (destroy_messenger)
+            destroy_messenger(vk->instance, vk->messenger, NULL);
+    }
     if (vk->own_instance && vk->instance)
         vkDestroyInstance(vk->instance, NULL);
     free(vk);
@@ -116,6 +137,12 @@ static const vkt_backend_ops vulkan_ops = {
     .run = vk_run,
     .wait_idle = vk_wait_idle,
     .query = vk_query,
+    .program_create = vk_program_create,
+    .program_destroy = vk_program_destroy,
+    .program_upload_ptr = vk_program_upload_ptr,
+    .program_download_ptr = vk_program_download_ptr,
+    .program_run = vk_program_run,
+    .program_stats = vk_program_stats,
 };
 
 uint64_t vkt_context_validation_messages(const vkt_context *ctx) {
@@ -182,6 +209,18 @@ static vkt_result init_device(vkt_context *ctx, vk_state *vk) {
     vk->subgroup_size = subgroup.subgroupSize;
     vkGetPhysicalDeviceMemoryProperties(vk->physical_device, &vk->memory_props);
     vk_tuning_choose(vk);
+    vk->perturbed_kernel = VKT_KERNEL_COUNT;
+    const char *perturb = getenv("VKT_TEST_PERTURB");
+    for (uint32_t k = 0; perturb && k < VKT_KERNEL_COUNT; k++) {
+        size_t bytes;
+        const char *name;
+        vk_kernel_spirv((vkt_kernel)k, &bytes, &name);
+        if (strcmp(name, perturb) == 0) {
+            vk->perturbed_kernel = (vkt_kernel)k;
+            vkt_log(ctx, VKT_LOG_WARNING, "VKT_TEST_PERTURB: kernel '%s' is deliberately wrong",
+                    name);
+        }
+    }
 
     VK_TRY(ctx, vk->vk.vkCreateCommandPool(
                     vk->device,

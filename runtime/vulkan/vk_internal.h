@@ -57,6 +57,11 @@ typedef struct vk_state {
     VkFence eager_fence;
     vk_pool_chain eager_pools;
 
+    /* Fault planting for tests of the checkers (VKT_TEST_PERTURB=<kernel>):
+     * that kernel's first push-constant word (its size) is one short, the
+     * classic off-by-one. VKT_KERNEL_COUNT: none. */
+    vkt_kernel perturbed_kernel;
+
     VkBuffer staging;
     VkDeviceMemory staging_memory;
     void *staging_mapped;
@@ -137,5 +142,14 @@ vkt_result vk_begin_eager(vkt_context *ctx);
 vkt_result vk_submit_eager(vkt_context *ctx);
 vkt_result vk_run(vkt_context *ctx, const vkt_node *const *nodes, size_t count);
 void vk_pool_chain_destroy(vk_state *vk, vk_pool_chain *chain);
+
+/* vk_program.c */
+vkt_result vk_program_create(vkt_context *ctx, const vkt_program_desc *desc,
+                             vkt_program **out_program);
+void vk_program_destroy(vkt_context *ctx, vkt_program *program);
+void *vk_program_upload_ptr(vkt_program *program, uint32_t index);
+const void *vk_program_download_ptr(vkt_program *program, uint32_t index);
+vkt_result vk_program_run(vkt_context *ctx, vkt_program *program);
+void vk_program_stats(const vkt_program *program, vkt_program_stats *stats);
 
 #endif

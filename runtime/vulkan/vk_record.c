@@ -155,13 +155,20 @@ void vkt_record_dispatch(vkt_recorder *rec, const vkt_dispatch *d) {
     for (uint32_t i = 0; i < d->view_count; i++)
         track(rec, d->views[i], (d->write_mask >> i) & 1);
 
+    uint32_t push[32];
+    const void *push_data = d->push;
+    if (d->kernel == vk->perturbed_kernel && d->push_size >= 4 && d->push_size <= sizeof push) {
+        memcpy(push, d->push, d->push_size);
+        push[0] = push[0] > 0 ? push[0] - 1 : 0;
+        push_data = push;
+    }
     VkPipelineLayout layout = vk->pipeline_layouts[d->view_count];
     vk->vk.vkCmdBindPipeline(rec->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, pipeline);
     vk->vk.vkCmdBindDescriptorSets(rec->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, layout, 0, 1, &set, 0,
                                    NULL);
     if (d->push_size)
         vk->vk.vkCmdPushConstants(rec->cmd, layout, VK_SHADER_STAGE_COMPUTE_BIT, 0, d->push_size,
-                                  d->push);
+                                  push_data);
     vk->vk.vkCmdDispatch(rec->cmd, d->groups[0], d->groups[1], d->groups[2]);
     rec->dispatch_count++;
 }
@@ -199,6 +206,7 @@ vkt_result vk_submit_eager(vkt_context *ctx) {
                                                      .commandBufferCount = 1,
                                                      .pCommandBuffers = &vk->eager_cmd},
                                      vk->eager_fence));
+    ctx->submits++;
     VkResult vr = vk->vk.vkWaitForFences(vk->device, 1, &vk->eager_fence, VK_TRUE, UINT64_MAX);
     vk->vk.vkResetFences(vk->device, 1, &vk->eager_fence);
     for (uint32_t i = 0; i < vk->eager_pools.count; i++)

@@ -1,0 +1,293 @@
+/* test_graph.c: building graphs (shape errors name the node), autodiff
+ * against finite differences (fan-out included), one recorded command buffer
+ * replayed with one submit per step, GPU-vs-CPU training, determinism, and
+ * check mode catching a planted kernel bug. */
+#define _POSIX_C_SOURCE 200809L /* setenv */
+#include "harness.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+static vkt_graph *new_graph(vkt_context *ctx, uint64_t seed) {
+    vkt_graph *g = NULL;
+    cr_assert_eq(vkt_graph_create(ctx, &(vkt_graph_desc){.seed = seed}, &g), VKT_OK);
+    return g;
+}
+
+Test(graph, shape_errors_name_the_node) {
+    vkt_context *ctx = h_cpu();
+    vkt_graph *g = new_graph(ctx, 1);
+    vkt_var x = vkt_graph_input(g, "x", 2, (int64_t[]){4, 3});
+    vkt_var y = vkt_graph_input(g, "y", 2, (int64_t[]){4, 5});
+    vkt_var h = vkt_graph_linear(g, x, 6, "fc1");
+    cr_assert_neq(h, 0);
+    vkt_var bad = vkt_graph_add(g, h, y);
+    cr_assert_eq(bad, 0);
+    cr_assert_eq(vkt_graph_status(g), VKT_ERROR_SHAPE);
+    cr_assert(strstr(vkt_graph_last_error(g), "add") != NULL, "%s", vkt_graph_last_error(g));
+    cr_assert(strstr(vkt_graph_last_error(g), "(4, 6)") != NULL, "%s", vkt_graph_last_error(g));
+    /* later calls keep the first error */
+    cr_assert_eq(vkt_graph_relu(g, 12345), 0);
+    cr_assert(strstr(vkt_graph_last_error(g), "add") != NULL);
+    vkt_model *m = NULL;
+    cr_assert_eq(vkt_model_create(g, &(vkt_model_desc){.loss = h}, &m), VKT_ERROR_SHAPE);
+    cr_assert_null(m);
+    vkt_graph_destroy(g);
+    h_finish(ctx);
+}
+
+Test(graph, builder_rejects_bad_arguments) {
+    vkt_context *ctx = h_cpu();
+    vkt_graph *g = new_graph(ctx, 1);
+    cr_assert_eq(vkt_graph_input(g, "x", 5, (int64_t[]){1, 1, 1, 1, 1}), 0);
+    cr_assert(strstr(vkt_graph_last_error(g), "ndim") != NULL, "%s", vkt_graph_last_error(g));
+    vkt_graph_destroy(g);
+
+    g = new_graph(ctx, 1);
+    vkt_var x = vkt_graph_input(g, "x", 2, (int64_t[]){4, 3});
+    cr_assert_eq(vkt_graph_reshape(g, x, 1, (int64_t[]){13}), 0);
+    cr_assert(strstr(vkt_graph_last_error(g), "13") != NULL, "%s", vkt_graph_last_error(g));
+    vkt_graph_destroy(g);
+
+    g = new_graph(ctx, 1);
+    x = vkt_graph_input(g, "x", 2, (int64_t[]){4, 3});
+    vkt_var h = vkt_graph_linear(g, x, 3, "fc");
+    cr_assert_eq(vkt_graph_mse(g, x, h), 0, "a target that depends on parameters");
+    cr_assert(strstr(vkt_graph_last_error(g), "target") != NULL, "%s", vkt_graph_last_error(g));
+    vkt_graph_destroy(g);
+
+    g = new_graph(ctx, 1);
+    x = vkt_graph_input(g, "x", 2, (int64_t[]){4, 3});
+    h = vkt_graph_linear(g, x, 3, "fc");
+    vkt_model *m = NULL;
+    cr_assert_eq(vkt_model_create(g, &(vkt_model_desc){.loss = h}, &m),
+                 VKT_ERROR_INVALID_ARGUMENT);
+    cr_assert(strstr(vkt_context_last_error(ctx), "loss") != NULL, "%s",
+              vkt_context_last_error(ctx));
+    cr_assert_eq(vkt_graph_linear(g, x, 3, "fc"), 0, "duplicate parameter names");
+    vkt_graph_destroy(g);
+    h_finish(ctx);
+}
+
+/* A small network with every differentiable op and a fan-out (h is used by
+ * both branches of the residual add). */
+typedef struct net {
+    vkt_graph *g;
+    vkt_var x, target, loss, out;
+    int64_t batch, in, hidden, classes;
+} net;
+
+static net build_net(vkt_context *ctx, uint64_t seed, int loss_kind, int activation) {
+    net n = {.batch = 5, .in = 7, .hidden = 9, .classes = 4};
+    n.g = new_graph(ctx, seed);
+    vkt_graph *g = n.g;
+    n.x = vkt_graph_input(g, "x", 2, (int64_t[]){n.batch, n.in});
+    vkt_var h = vkt_graph_linear(g, n.x, n.hidden, "fc1");
+    vkt_var a;
+    switch (activation) {
+    case 0: a = vkt_graph_relu(g, h); break;
+    case 1: a = vkt_graph_tanh(g, h); break;
+    case 2: a = vkt_graph_sigmoid(g, h); break;
+    case 3: a = vkt_graph_gelu(g, h); break;
+    case 4: a = vkt_graph_leaky_relu(g, h, 0.1f); break;
+    default: a = vkt_graph_softmax(g, h); break;
+    }
+    vkt_var r = vkt_graph_add(g, h, a); /* fan-out: h twice */
+    vkt_var r4 = vkt_graph_reshape(g, r, 4, (int64_t[]){n.batch, 1, 3, 3});
+    vkt_var flat = vkt_graph_flatten(g, r4);
+    n.out = vkt_graph_linear(g, flat, n.classes, "fc2");
+    if (loss_kind == 0) {
+        n.target = vkt_graph_input(g, "labels", 1, (int64_t[]){n.batch});
+        n.loss = vkt_graph_softmax_cross_entropy(g, n.out, n.target);
+    } else {
+        n.target = vkt_graph_input(g, "target", 2, (int64_t[]){n.batch, n.classes});
+        n.loss = loss_kind == 1 ? vkt_graph_mse(g, n.out, n.target)
+                                : vkt_graph_bce_with_logits(g, n.out, n.target);
+    }
+    cr_assert_eq(vkt_graph_status(g), VKT_OK, "%s", vkt_graph_last_error(g));
+    return n;
+}
+
+static void net_data(const net *n, int loss_kind, float *x, float *t) {
+    h_random(x, (size_t)(n->batch * n->in), 7, -1.0f, 1.0f);
+    if (loss_kind == 0) {
+        for (int64_t b = 0; b < n->batch; b++)
+            t[b] = (float)(b % n->classes);
+    } else {
+        h_random(t, (size_t)(n->batch * n->classes), 8, 0.0f, 1.0f);
+    }
+}
+
+/* Plain SGD with lr 1 makes every parameter's gradient readable as the
+ * difference before and after one step; finite differences of the
+ * evaluation loss (forward only) give the reference. */
+static void gradient_check(int loss_kind, int activation) {
+    vkt_context *ctx = h_cpu();
+    net n = build_net(ctx, 3, loss_kind, activation);
+    vkt_model *m = NULL;
+    cr_assert_eq(vkt_model_create(n.g, &(vkt_model_desc){
+                                           .loss = n.loss,
+                                           .optimizer = {.type = VKT_OPTIMIZER_SGD, .lr = 1.0f}},
+                                  &m),
+                 VKT_OK, "%s", vkt_context_last_error(ctx));
+    float x[64], t[64];
+    net_data(&n, loss_kind, x, t);
+    vkt_feed feeds[2] = {{n.x, x, (size_t)(n.batch * n.in)},
+                         {n.target, t, loss_kind == 0 ? (size_t)n.batch
+                                                      : (size_t)(n.batch * n.classes)}};
+    const char *params[] = {"fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"};
+    float before[4][128], after[4][128];
+    size_t count[4];
+    for (int p = 0; p < 4; p++) {
+        vkt_var v = vkt_graph_find(n.g, params[p]);
+        vkt_var_info info;
+        cr_assert_eq(vkt_graph_query_var(n.g, v, &info), VKT_OK);
+        count[p] = (size_t)(info.ndim == 2 ? info.dims[0] * info.dims[1] : info.dims[0]);
+        cr_assert_eq(vkt_model_read(m, v, before[p], count[p]), VKT_OK);
+    }
+    /* numerical gradients first, at the initial weights */
+    double numeric[4][128];
+    const double eps = 1e-3;
+    for (int p = 0; p < 4; p++) {
+        vkt_var v = vkt_graph_find(n.g, params[p]);
+        float w[128];
+        memcpy(w, before[p], count[p] * sizeof(float));
+        for (size_t i = 0; i < count[p]; i++) {
+            float lp, lm;
+            w[i] = before[p][i] + (float)eps;
+            vkt_model_write(m, v, w, count[p]);
+            cr_assert_eq(vkt_model_evaluate(m, feeds, 2, &lp), VKT_OK);
+            w[i] = before[p][i] - (float)eps;
+            vkt_model_write(m, v, w, count[p]);
+            cr_assert_eq(vkt_model_evaluate(m, feeds, 2, &lm), VKT_OK);
+            w[i] = before[p][i];
+            vkt_model_write(m, v, w, count[p]);
+            numeric[p][i] = ((double)lp - (double)lm) / (2 * eps);
+        }
+    }
+    cr_assert_eq(vkt_model_step(m, feeds, 2, NULL), VKT_OK, "%s", vkt_context_last_error(ctx));
+    for (int p = 0; p < 4; p++) {
+        vkt_var v = vkt_graph_find(n.g, params[p]);
+        cr_assert_eq(vkt_model_read(m, v, after[p], count[p]), VKT_OK);
+        for (size_t i = 0; i < count[p]; i++) {
+            double analytic = (double)before[p][i] - (double)after[p][i];
+            double err = fabs(analytic - numeric[p][i]);
+            cr_assert(err <= 2e-3 + 2e-2 * fabs(numeric[p][i]),
+                      "loss %d activation %d: d loss / d %s[%zu] = %.6g by autodiff, %.6g by "
+                      "finite differences", loss_kind, activation, params[p], i, analytic,
+                      numeric[p][i]);
+        }
+    }
+    vkt_model_destroy(m);
+    vkt_graph_destroy(n.g);
+    h_finish(ctx);
+}
+
+Test(graph, gradients_match_finite_differences_every_loss) {
+    for (int loss = 0; loss < 3; loss++)
+        gradient_check(loss, 0);
+}
+
+Test(graph, gradients_match_finite_differences_every_activation) {
+    for (int act = 1; act < 6; act++)
+        gradient_check(0, act);
+}
+
+static void train_losses(vkt_context *ctx, uint64_t seed, int steps, float *losses,
+                         vkt_optimizer_type type) {
+    net n = build_net(ctx, seed, 0, 0);
+    vkt_model *m = NULL;
+    cr_assert_eq(vkt_model_create(n.g, &(vkt_model_desc){.loss = n.loss,
+                                                         .optimizer = {.type = type,
+                                                                       .lr = 1e-2f,
+                                                                       .clip_grad_norm = 1.0f}},
+                                  &m),
+                 VKT_OK, "%s", vkt_context_last_error(ctx));
+    float x[64], t[64];
+    net_data(&n, 0, x, t);
+    vkt_feed feeds[2] = {{n.x, x, (size_t)(n.batch * n.in)}, {n.target, t, (size_t)n.batch}};
+    for (int s = 0; s < steps; s++)
+        cr_assert_eq(vkt_model_step(m, feeds, 2, &losses[s]), VKT_OK, "%s",
+                     vkt_context_last_error(ctx));
+    vkt_model_destroy(m);
+    vkt_graph_destroy(n.g);
+}
+
+Test(graph, vulkan_training_matches_cpu_and_is_deterministic, .timeout = 300) {
+    vkt_context *gpu = h_vulkan(), *cpu = h_cpu();
+    enum { STEPS = 12 };
+    for (int type = 0; type < 3; type++) {
+        float a[STEPS], b[STEPS], c[STEPS];
+        train_losses(gpu, 11, STEPS, a, (vkt_optimizer_type)type);
+        train_losses(gpu, 11, STEPS, b, (vkt_optimizer_type)type);
+        train_losses(cpu, 11, STEPS, c, (vkt_optimizer_type)type);
+        cr_assert_arr_eq(a, b, sizeof a, "two Vulkan runs with one seed differ (optimizer %d)",
+                         type);
+        h_assert_close(a, c, STEPS, 1e-5, 1e-4, "Vulkan vs CPU loss curve");
+        cr_assert_lt(a[STEPS - 1], a[0], "the loss falls (optimizer %d)", type);
+    }
+    h_finish(gpu);
+    h_finish(cpu);
+}
+
+Test(graph, one_recording_one_submit_per_step, .timeout = 300) {
+    vkt_context *ctx = h_vulkan();
+    net n = build_net(ctx, 5, 0, 0);
+    vkt_model *m = NULL;
+    cr_assert_eq(vkt_model_create(n.g, &(vkt_model_desc){.loss = n.loss}, &m), VKT_OK);
+    vkt_context_info before, after;
+    vkt_context_query(ctx, &before);
+    cr_assert_eq(before.programs_recorded, 2, "training and evaluation buffers");
+    float x[64], t[64];
+    net_data(&n, 0, x, t);
+    vkt_feed feeds[2] = {{n.x, x, (size_t)(n.batch * n.in)}, {n.target, t, (size_t)n.batch}};
+    for (int s = 0; s < 10; s++)
+        cr_assert_eq(vkt_model_step(m, feeds, 2, NULL), VKT_OK);
+    vkt_context_query(ctx, &after);
+    cr_assert_eq(after.programs_recorded, before.programs_recorded, "no re-recording");
+    cr_assert_eq(after.submits - before.submits, 10, "one submit per step");
+    cr_assert_eq(after.bytes_in_use, before.bytes_in_use, "no per-step allocation");
+    vkt_model_info info;
+    vkt_model_query(m, &info);
+    cr_assert_eq(info.step, 10);
+    cr_assert_eq(info.submits_per_step, 1);
+    cr_assert_gt(info.backward_nodes, 0);
+    cr_assert_lt(info.barriers_per_step, info.dispatches_per_step);
+    cr_assert_leq(info.planned_bytes, info.unplanned_bytes);
+    vkt_model_destroy(m);
+    vkt_graph_destroy(n.g);
+    h_finish(ctx);
+}
+
+Test(graph, check_mode_passes_then_catches_a_planted_bug, .timeout = 300) {
+    for (int planted = 0; planted < 2; planted++) {
+        if (planted)
+            setenv("VKT_TEST_PERTURB", "bias_add", 1);
+        vkt_context *ctx = h_vulkan();
+        net n = build_net(ctx, 5, 0, 0);
+        vkt_model *m = NULL;
+        cr_assert_eq(vkt_model_create(n.g, &(vkt_model_desc){.loss = n.loss}, &m), VKT_OK);
+        float x[64], t[64];
+        net_data(&n, 0, x, t);
+        vkt_feed feeds[2] = {{n.x, x, (size_t)(n.batch * n.in)}, {n.target, t, (size_t)n.batch}};
+        vkt_check_report report;
+        cr_assert_eq(vkt_model_check(m, feeds, 2, &report), VKT_OK, "%s",
+                     vkt_context_last_error(ctx));
+        vkt_model_info info;
+        vkt_model_query(m, &info);
+        cr_assert_eq(report.nodes_checked,
+                     info.forward_nodes + info.backward_nodes + info.optimizer_nodes);
+        if (!planted) {
+            cr_assert_eq(report.failures, 0, "first failure: %s", report.entries[0].node);
+        } else {
+            cr_assert_geq(report.failures, 1);
+            cr_assert_str_eq(report.entries[0].op, "bias_add");
+            cr_assert_str_eq(report.entries[0].node, "fc1");
+        }
+        vkt_model_destroy(m);
+        vkt_graph_destroy(n.g);
+        h_finish(ctx);
+    }
+    unsetenv("VKT_TEST_PERTURB");
+}
