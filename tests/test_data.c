@@ -134,8 +134,7 @@ static void assert_error(vkt_result r, vkt_result want, const char *path, long l
 
 static vkt_result load_pair(const char *images, const char *labels, vkt_dataset **out) {
     *out = NULL;
-    return vkt_dataset_load_idx(&(vkt_idx_desc){.images_path = images, .labels_path = labels},
-                                out);
+    return vkt_dataset_load_idx(&(vkt_idx_desc){.images_path = images, .labels_path = labels}, out);
 }
 
 /* A good labels file for `count` samples (labels i % 10). */
@@ -194,8 +193,7 @@ static void check_fashion(const vkt_dataset *ds, uint32_t count, const uint8_t f
         hi = v > hi ? v : hi;
         /* every value is k/255 for a byte k */
         float k = roundf(v * 255);
-        cr_assert_eq(v, (float)(k / 255.0), "feature %zu = %.9g is not a byte / 255", i,
-                     (double)v);
+        cr_assert_eq(v, (float)(k / 255.0), "feature %zu = %.9g is not a byte / 255", i, (double)v);
         sum += v;
         sum2 += (double)v * v;
     }
@@ -228,10 +226,12 @@ Test(idx, fashion_mnist_standardised_flattened) {
     vkt_dataset *plain = NULL, *std = NULL;
     cr_assert_eq(vkt_dataset_load_fashion_mnist(&(vkt_fashion_mnist_desc){.test = true}, &plain),
                  VKT_OK, "%s", vkt_last_error());
-    vkt_result r = vkt_dataset_load_fashion_mnist(
-        &(vkt_fashion_mnist_desc){.test = true, .flatten = true, .mean = VKT_FASHION_MNIST_MEAN,
-                                  .std = VKT_FASHION_MNIST_STD},
-        &std);
+    vkt_result r =
+        vkt_dataset_load_fashion_mnist(&(vkt_fashion_mnist_desc){.test = true,
+                                                                 .flatten = true,
+                                                                 .mean = VKT_FASHION_MNIST_MEAN,
+                                                                 .std = VKT_FASHION_MNIST_STD},
+                                       &std);
     cr_assert_eq(r, VKT_OK, "%s", vkt_last_error());
     vkt_dataset_info a, b;
     vkt_dataset_query(plain, &a);
@@ -307,8 +307,11 @@ Test(idx, small_files_load_exactly_raw_and_gzip) {
         vkt_dataset_destroy(ds);
 
         /* Standardised, flattened, with a given class count. */
-        r = vkt_dataset_load_idx(&(vkt_idx_desc){.images_path = ip, .labels_path = lp,
-                                                 .mean = 0.5f, .std = 0.25f, .flatten = true,
+        r = vkt_dataset_load_idx(&(vkt_idx_desc){.images_path = ip,
+                                                 .labels_path = lp,
+                                                 .mean = 0.5f,
+                                                 .std = 0.25f,
+                                                 .flatten = true,
                                                  .classes = 12},
                                  &ds);
         cr_assert_eq(r, VKT_OK, "%s", vkt_last_error());
@@ -551,8 +554,8 @@ Test(idx, huge_dimensions_fail_before_allocating) {
     bytes img = idx_file(0x08, 3, (uint32_t[]){3, 1024, 1u << 20}, NULL, 100);
     vkt_idx idx;
     vkt_result r = vkt_idx_parse_memory(
-        img.p, img.n, "memory",
-        &(vkt_idx_expect){.kind = "images", .min_ndim = 2, .max_ndim = 4}, &idx);
+        img.p, img.n, "memory", &(vkt_idx_expect){.kind = "images", .min_ndim = 2, .max_ndim = 4},
+        &idx);
     assert_error(r, VKT_ERROR_CORRUPT_DATA, "memory", 116);
     free(img.p);
 }
@@ -681,10 +684,10 @@ static vkt_dataset *index_dataset(uint32_t n) {
         l[i] = (float)(i % 7);
     }
     vkt_dataset *ds = NULL;
-    vkt_result r = vkt_dataset_create(&(vkt_dataset_desc){.count = n, .sample_ndim = 1,
-                                                          .sample_dims = {3}, .features = f,
-                                                          .labels = l},
-                                      &ds);
+    vkt_result r = vkt_dataset_create(
+        &(vkt_dataset_desc){
+            .count = n, .sample_ndim = 1, .sample_dims = {3}, .features = f, .labels = l},
+        &ds);
     cr_assert_eq(r, VKT_OK, "%s", vkt_last_error());
     free(f);
     free(l);
@@ -718,8 +721,12 @@ Test(dataset, create_query_subset) {
 
 Test(dataset, create_rejects_bad_input) {
     float f[6] = {0, 1, 2, 3, 4, 5}, l[2] = {0, 1};
-    vkt_dataset_desc good = {.count = 2, .sample_ndim = 2, .sample_dims = {1, 3},
-                             .features = f, .labels = l, .classes = 2};
+    vkt_dataset_desc good = {.count = 2,
+                             .sample_ndim = 2,
+                             .sample_dims = {1, 3},
+                             .features = f,
+                             .labels = l,
+                             .classes = 2};
     vkt_dataset *ds = NULL;
     vkt_dataset_desc d = good;
     d.count = 0;
@@ -785,7 +792,7 @@ static void take(vkt_batcher *b, size_t batches, bool view, bool jitter, uint32_
         for (uint32_t s = 0; s < count; s++) {
             uint32_t at = (uint32_t)f[3 * s];
             cr_assert(f[3 * s + 1] == (float)at + 0.25f && f[3 * s + 2] == -(float)at &&
-                      l[s] == (float)(at % 7),
+                          l[s] == (float)(at % 7),
                       "batch %zu sample %u is not a whole sample", i, s);
             idx[k++] = at;
         }
@@ -920,8 +927,8 @@ Test(batcher, order_is_the_documented_one) {
 Test(batcher, sequential_is_dataset_order) {
     vkt_dataset *ds = index_dataset(25);
     uint32_t idx[50], counts[10];
-    vkt_batcher *b = make_batcher(ds, (vkt_batcher_desc){.batch_size = 10, .sequential = true,
-                                                         .prefetch = true});
+    vkt_batcher *b = make_batcher(
+        ds, (vkt_batcher_desc){.batch_size = 10, .sequential = true, .prefetch = true});
     take(b, 6, true, false, idx, counts);
     for (int i = 0; i < 50; i++)
         cr_assert_eq(idx[i], (uint32_t)(i % 25));
@@ -935,9 +942,9 @@ Test(batcher, drop_last_gives_only_full_batches) {
     vkt_dataset *ds = index_dataset(N);
     uint32_t idx[5 * 100], counts[50];
     for (int prefetch = 0; prefetch < 2; prefetch++) {
-        vkt_batcher *b = make_batcher(ds, (vkt_batcher_desc){.batch_size = B, .seed = 9,
-                                                             .drop_last = true,
-                                                             .prefetch = prefetch});
+        vkt_batcher *b = make_batcher(
+            ds, (vkt_batcher_desc){
+                    .batch_size = B, .seed = 9, .drop_last = true, .prefetch = prefetch});
         vkt_batcher_info info;
         vkt_batcher_query(b, &info);
         cr_assert_eq(info.batches_per_epoch, N / B);
@@ -964,9 +971,9 @@ Test(batcher, drop_last_gives_only_full_batches) {
         vkt_batcher_destroy(b);
     }
     vkt_batcher *b = NULL;
-    cr_assert_eq(vkt_batcher_create(ds, &(vkt_batcher_desc){.batch_size = N + 1, .drop_last = true},
-                                    &b),
-                 VKT_ERROR_INVALID_ARGUMENT);
+    cr_assert_eq(
+        vkt_batcher_create(ds, &(vkt_batcher_desc){.batch_size = N + 1, .drop_last = true}, &b),
+        VKT_ERROR_INVALID_ARGUMENT);
     cr_assert_null(b);
     vkt_dataset_destroy(ds);
 }
@@ -976,8 +983,8 @@ Test(batcher, drop_last_gives_only_full_batches) {
 static void resume_case(bool prefetch_a, bool prefetch_b, bool drop_last, size_t before) {
     enum { N = 103, AFTER = 37 };
     vkt_dataset *ds = index_dataset(N);
-    vkt_batcher_desc desc = {.batch_size = 8, .seed = 77, .drop_last = drop_last,
-                             .prefetch = prefetch_a};
+    vkt_batcher_desc desc = {
+        .batch_size = 8, .seed = 77, .drop_last = drop_last, .prefetch = prefetch_a};
     vkt_batcher *a = make_batcher(ds, desc);
     uint32_t *skip = malloc(before * 8 * sizeof *skip + 1), counts[64];
     uint32_t want[AFTER * 8] = {0}, got[AFTER * 8] = {0};
@@ -1037,8 +1044,10 @@ Test(batcher, prefetch_gives_the_same_batches) {
     static uint32_t want[BATCHES * 16], got[BATCHES * 16];
     uint32_t want_counts[BATCHES], got_counts[BATCHES];
     for (int mode = 0; mode < 8; mode++) {
-        vkt_batcher_desc desc = {.batch_size = 16, .seed = 3 + (uint64_t)mode,
-                                 .drop_last = mode & 1, .sequential = mode & 2};
+        vkt_batcher_desc desc = {.batch_size = 16,
+                                 .seed = 3 + (uint64_t)mode,
+                                 .drop_last = mode & 1,
+                                 .sequential = mode & 2};
         vkt_batcher *plain = make_batcher(ds, desc);
         desc.prefetch = true;
         vkt_batcher *ahead = make_batcher(ds, desc);

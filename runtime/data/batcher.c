@@ -233,7 +233,9 @@ static vkt_result check_create(const vkt_dataset *ds, const vkt_batcher_desc *de
                                vkt_batcher **out_batcher, uint32_t *out_batch_size) {
     if (!ds || !desc || !out_batcher)
         return vkt_error(NULL, VKT_ERROR_INVALID_ARGUMENT, "vkt_batcher_create: %s is NULL",
-                         !ds ? "ds" : !desc ? "desc" : "out_batcher");
+                         !ds     ? "ds"
+                         : !desc ? "desc"
+                                 : "out_batcher");
     uint32_t batch_size = desc->batch_size ? desc->batch_size : DEFAULT_BATCH_SIZE;
     if (desc->drop_last && batch_size > ds->count)
         return vkt_error(NULL, VKT_ERROR_INVALID_ARGUMENT,
@@ -274,8 +276,7 @@ vkt_result vkt_batcher_create(const vkt_dataset *ds, const vkt_batcher_desc *des
     if (!ok) {
         vkt_batcher_destroy(b);
         return vkt_error(NULL, VKT_ERROR_OUT_OF_HOST_MEMORY,
-                         "vkt_batcher_create: out of memory for batches of %u samples",
-                         batch_size);
+                         "vkt_batcher_create: out of memory for batches of %u samples", batch_size);
     }
     if (desc->prefetch && (r = start_thread(b)) != VKT_OK) {
         vkt_batcher_destroy(b);
@@ -350,8 +351,8 @@ vkt_result vkt_batcher_query(const vkt_batcher *b, vkt_batcher_info *out_info) {
     *out_info = (vkt_batcher_info){
         .state = b->cursor,
         .batch_size = b->batch_size,
-        .batches_per_epoch = b->drop_last ? n / b->batch_size
-                                          : (n + b->batch_size - 1) / b->batch_size,
+        .batches_per_epoch =
+            b->drop_last ? n / b->batch_size : (n + b->batch_size - 1) / b->batch_size,
         .sample_size = b->ds->sample_size,
     };
     return VKT_OK;
@@ -368,8 +369,7 @@ vkt_result vkt_batcher_restore(vkt_batcher *b, const vkt_batcher_state *state) {
                          "vkt_batcher_restore: position %llu is past the last batch start "
                          "(%llu) of an epoch of this data set (%llu samples, batch size %u%s)",
                          (unsigned long long)state->position, (unsigned long long)last,
-                         (unsigned long long)n, b->batch_size,
-                         b->drop_last ? ", drop_last" : "");
+                         (unsigned long long)n, b->batch_size, b->drop_last ? ", drop_last" : "");
     /* A batch being prefetched for the old cursor is simply not used. */
     wait_for_job(b);
     b->cursor = *state;

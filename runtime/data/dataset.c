@@ -17,8 +17,8 @@
 static vkt_result alloc_dataset(uint32_t count, size_t sample_size, vkt_dataset **out) {
     if (sample_size > SIZE_MAX / sizeof(float) / count)
         return vkt_error(NULL, VKT_ERROR_OUT_OF_HOST_MEMORY,
-                         "%u samples of %zu floats do not fit this machine's address space",
-                         count, sample_size);
+                         "%u samples of %zu floats do not fit this machine's address space", count,
+                         sample_size);
     vkt_dataset *ds = calloc(1, sizeof *ds);
     if (ds) {
         ds->features = malloc((size_t)count * sample_size * sizeof(float));
@@ -139,8 +139,8 @@ vkt_result vkt_dataset_from_idx(const vkt_idx *images, const char *images_name,
 vkt_result vkt_dataset_load_idx(const vkt_idx_desc *desc, vkt_dataset **out_dataset) {
     if (!desc || !out_dataset || !desc->images_path || !desc->labels_path)
         return vkt_error(NULL, VKT_ERROR_INVALID_ARGUMENT, "vkt_dataset_load_idx: %s is NULL",
-                         !desc          ? "desc"
-                         : !out_dataset ? "out_dataset"
+                         !desc                ? "desc"
+                         : !out_dataset       ? "out_dataset"
                          : !desc->images_path ? "desc->images_path"
                                               : "desc->labels_path");
     vkt_result r = check_normalisation("vkt_dataset_load_idx", desc->mean, desc->std);
@@ -174,8 +174,7 @@ vkt_result vkt_dataset_load_idx(const vkt_idx_desc *desc, vkt_dataset **out_data
 
 /* The folder the caller named, or $VKT_DATA_DIR/fashion-mnist, or the
  * Debian package's. *out_default tells the last case apart, for the hint. */
-static vkt_result fashion_mnist_dir(const char *dir, char *buf, size_t size,
-                                    bool *out_default) {
+static vkt_result fashion_mnist_dir(const char *dir, char *buf, size_t size, bool *out_default) {
     *out_default = false;
     if (dir) {
         if (strlen(dir) >= size)
@@ -201,8 +200,8 @@ static vkt_result fashion_mnist_dir(const char *dir, char *buf, size_t size,
 
 /* dir/name.gz if it exists, else dir/name (someone gunzipped the files);
  * if neither, an IO error naming the .gz path and how to get the data. */
-static vkt_result fashion_mnist_file(const char *dir, const char *name, bool is_default,
-                                     char *path, size_t size) {
+static vkt_result fashion_mnist_file(const char *dir, const char *name, bool is_default, char *path,
+                                     size_t size) {
     int n = snprintf(path, size, "%s/%s.gz", dir, name);
     if (n < 0 || (size_t)n >= size)
         return vkt_error(NULL, VKT_ERROR_INVALID_ARGUMENT,

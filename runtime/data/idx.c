@@ -36,18 +36,18 @@ typedef struct idx_stream {
 } idx_stream;
 
 /* Records "'name', byte offset N: what" as the thread's last error. */
-static vkt_result idx_fail(const idx_stream *s, vkt_result result, uint64_t offset,
-                           const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-static vkt_result idx_fail(const idx_stream *s, vkt_result result, uint64_t offset,
-                           const char *fmt, ...) {
+static vkt_result idx_fail(const idx_stream *s, vkt_result result, uint64_t offset, const char *fmt,
+                           ...) __attribute__((format(printf, 4, 5)));
+static vkt_result idx_fail(const idx_stream *s, vkt_result result, uint64_t offset, const char *fmt,
+                           ...) {
     char what[VKT_ERROR_MESSAGE_SIZE];
     va_list args;
     va_start(args, fmt);
     vsnprintf(what, sizeof what, fmt, args);
     va_end(args);
     return vkt_error(NULL, result, "'%s', byte offset %llu%s: %s", s->name,
-                     (unsigned long long)offset,
-                     s->compressed ? " of the decompressed data" : "", what);
+                     (unsigned long long)offset, s->compressed ? " of the decompressed data" : "",
+                     what);
 }
 
 /* Explains why a gzip read stopped early. zlib reports a stream cut short as
@@ -187,8 +187,7 @@ static vkt_result read_dims(idx_stream *s, int32_t ndim, const vkt_idx_expect *e
         /* Each factor is below 2^32 but a product of three can wrap. */
         if (size > UINT64_MAX / dim)
             return idx_fail(s, VKT_ERROR_CORRUPT_DATA, offset,
-                            "dimension %d (%u) makes the element count overflow 64 bits", i,
-                            dim);
+                            "dimension %d (%u) makes the element count overflow 64 bits", i, dim);
         size *= dim;
         idx->dims[i] = dim;
     }

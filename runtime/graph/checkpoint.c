@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -140,6 +141,27 @@ static bool is_reserved(const char *key) {
     return false;
 }
 
+/* What is wrong with metadata pair i, or NULL. */
+static const char *metadata_problem(const vkt_checkpoint_desc *d, uint32_t i) {
+    const char *k = d->metadata[i].key, *v = d->metadata[i].value;
+    if (!k || !*k)
+        return "its key is NULL or empty";
+    if (!v)
+        return "its value is NULL";
+    if (strlen(k) >= VKT_CHECKPOINT_KEY_SIZE)
+        return "its key is longer than VKT_CHECKPOINT_KEY_SIZE - 1 bytes";
+    if (strlen(v) >= VKT_CHECKPOINT_VALUE_SIZE)
+        return "its value is longer than VKT_CHECKPOINT_VALUE_SIZE - 1 bytes";
+    if (is_reserved(k))
+        return "its key is reserved";
+    if (!json_utf8_valid(k) || !json_utf8_valid(v))
+        return "it is not valid UTF-8";
+    for (uint32_t j = 0; j < i; j++)
+        if (strcmp(d->metadata[j].key, k) == 0)
+            return "its key is used twice";
+    return NULL;
+}
+
 /* Everything saved must come back through vkt_model_load's fixed-size
  * info, so the limits are checked here rather than discovered on load. */
 static vkt_result check_metadata(vkt_context *ctx, const vkt_checkpoint_desc *d) {
@@ -150,19 +172,7 @@ static vkt_result check_metadata(vkt_context *ctx, const vkt_checkpoint_desc *d)
     if (d->metadata_count && !d->metadata)
         return vkt_error(ctx, VKT_ERROR_INVALID_ARGUMENT, "vkt_model_save: desc->metadata is NULL");
     for (uint32_t i = 0; i < d->metadata_count; i++) {
-        const char *k = d->metadata[i].key, *v = d->metadata[i].value;
-        const char *why = !k || !*k ? "its key is NULL or empty"
-                          : !v      ? "its value is NULL"
-                          : strlen(k) >= VKT_CHECKPOINT_KEY_SIZE
-                              ? "its key is longer than VKT_CHECKPOINT_KEY_SIZE - 1 bytes"
-                          : strlen(v) >= VKT_CHECKPOINT_VALUE_SIZE
-                              ? "its value is longer than VKT_CHECKPOINT_VALUE_SIZE - 1 bytes"
-                          : is_reserved(k)                         ? "its key is reserved"
-                          : !json_utf8_valid(k) || !json_utf8_valid(v) ? "it is not valid UTF-8"
-                                                                       : NULL;
-        for (uint32_t j = 0; !why && j < i; j++)
-            if (strcmp(d->metadata[j].key, k) == 0)
-                why = "its key is used twice";
+        const char *why = metadata_problem(d, i), *k = d->metadata[i].key;
         if (why)
             return vkt_error(ctx, VKT_ERROR_INVALID_ARGUMENT,
                              "vkt_model_save: desc->metadata[%u] (key '%.64s'): %s", i,
@@ -197,11 +207,11 @@ static vkt_result build_header(vkt_model *m, const saved_set *s, const vkt_check
     meta[1] = (st_meta){.key = "step", .value = step};
     meta[2] = (st_meta){.key = "epoch", .value = epoch};
     for (uint32_t i = 0; i < d->metadata_count; i++)
-        meta[RESERVED_COUNT + i] = (st_meta){.key = d->metadata[i].key,
-                                             .value = d->metadata[i].value};
+        meta[RESERVED_COUNT + i] =
+            (st_meta){.key = d->metadata[i].key, .value = d->metadata[i].value};
     uint64_t data_size;
-    bool ok = st_build_header(entries, s->count, meta, RESERVED_COUNT + d->metadata_count,
-                              out_text, out_size, &data_size);
+    bool ok = st_build_header(entries, s->count, meta, RESERVED_COUNT + d->metadata_count, out_text,
+                              out_size, &data_size);
     free(entries);
     if (!ok)
         return vkt_error(m->ctx, VKT_ERROR_OUT_OF_HOST_MEMORY,
@@ -211,8 +221,8 @@ static vkt_result build_header(vkt_model *m, const saved_set *s, const vkt_check
 
 /* Names both the checkpoint and the file the failing call was on (the
  * temporary file or the directory), with the system's reason. */
-static vkt_result io_error(vkt_context *ctx, const char *path, const char *what,
-                           const char *file, int err) {
+static vkt_result io_error(vkt_context *ctx, const char *path, const char *what, const char *file,
+                           int err) {
     return vkt_error(ctx, VKT_ERROR_IO, "vkt_model_save: '%s': %s '%s': %s", path, what, file,
                      err ? strerror(err) : "short write");
 }
@@ -279,15 +289,20 @@ static vkt_result sync_directory(vkt_context *ctx, const char *path) {
     return r;
 }
 
+/* Numbers the temporary files of this process, so two threads saving to
+ * one path (through two contexts) never write into the same file. */
+static atomic_ulong save_serial;
+
 /* Write, flush, sync and close the temporary file, then rename it over
  * the destination: readers see the old file or the new, never a mix. */
 static vkt_result write_atomically(vkt_model *m, const saved_set *s, const char *path,
                                    const char *header, uint64_t header_size) {
-    size_t tmp_size = strlen(path) + 32;
+    size_t tmp_size = strlen(path) + 64;
     char *tmp = malloc(tmp_size);
     if (!tmp)
         return vkt_error(m->ctx, VKT_ERROR_OUT_OF_HOST_MEMORY, "vkt_model_save: out of memory");
-    snprintf(tmp, tmp_size, "%s.tmp-%ld", path, (long)getpid());
+    snprintf(tmp, tmp_size, "%s.tmp-%ld-%lu", path, (long)getpid(),
+             (unsigned long)atomic_fetch_add(&save_serial, 1));
     FILE *f = fopen(tmp, "wb");
     if (!f) {
         vkt_result r = io_error(m->ctx, path, "creating", tmp, errno);
@@ -304,8 +319,8 @@ static vkt_result write_atomically(vkt_model *m, const saved_set *s, const char 
         r = io_error(m->ctx, path, "closing", tmp, errno);
     if (r == VKT_OK && rename(tmp, path) != 0) {
         int err = errno;
-        r = vkt_error(m->ctx, VKT_ERROR_IO, "vkt_model_save: '%s': renaming '%s' over it: %s",
-                      path, tmp, strerror(err));
+        r = vkt_error(m->ctx, VKT_ERROR_IO, "vkt_model_save: '%s': renaming '%s' over it: %s", path,
+                      tmp, strerror(err));
     }
     if (r != VKT_OK)
         remove(tmp);
@@ -370,8 +385,7 @@ static vkt_result read_header(vkt_model *m, FILE *f, const char *path, st_header
         return vkt_error(m->ctx, VKT_ERROR_IO, "vkt_model_load: cannot stat '%s': %s", path,
                          strerror(errno));
     if (!S_ISREG(st.st_mode))
-        return vkt_error(m->ctx, VKT_ERROR_IO, "vkt_model_load: '%s' is not a regular file",
-                         path);
+        return vkt_error(m->ctx, VKT_ERROR_IO, "vkt_model_load: '%s' is not a regular file", path);
     uint64_t size = (uint64_t)st.st_size, header_size;
     unsigned char prefix[ST_PREFIX_SIZE];
     size_t want = size < ST_PREFIX_SIZE ? (size_t)size : ST_PREFIX_SIZE;
@@ -386,8 +400,9 @@ static vkt_result read_header(vkt_model *m, FILE *f, const char *path, st_header
                          "vkt_model_load: out of host memory for the %llu-byte header of '%s'",
                          (unsigned long long)header_size, path);
     vkt_result r = VKT_OK;
-    if (fread(text, 1, (size_t)header_size, f) != header_size)
-        r = short_read(m->ctx, f, path, ST_PREFIX_SIZE);
+    size_t got = fread(text, 1, (size_t)header_size, f);
+    if (got != header_size)
+        r = short_read(m->ctx, f, path, ST_PREFIX_SIZE + got);
     else if (st_parse_header(text, header_size, size, out, &err) != VKT_OK)
         r = file_error(m->ctx, err.result, path, err.offset, err.message);
     free(text);

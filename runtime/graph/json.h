@@ -15,8 +15,8 @@ typedef struct json_cursor {
     size_t len;
     size_t pos;
     bool failed;
-    size_t error_pos;  /* where the first error was met */
-    char error[160];   /* what it was */
+    size_t error_pos; /* where the first error was met */
+    char error[160];  /* what it was */
 } json_cursor;
 
 void json_init(json_cursor *c, const char *text, size_t len);

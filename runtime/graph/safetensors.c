@@ -16,10 +16,10 @@ static const struct {
     const char *name;
     uint32_t bits;
 } dtypes[] = {
-    {"BOOL", 8},     {"U8", 8},       {"I8", 8},        {"F8_E5M2", 8}, {"F8_E4M3", 8},
-    {"F8_E8M0", 8},  {"I16", 16},     {"U16", 16},      {"F16", 16},    {"BF16", 16},
-    {"I32", 32},     {"U32", 32},     {"F32", 32},      {"F64", 64},    {"I64", 64},
-    {"U64", 64},     {"C64", 64},     {"F4", 4},        {"F6_E2M3", 6}, {"F6_E3M2", 6},
+    {"BOOL", 8},    {"U8", 8},   {"I8", 8},   {"F8_E5M2", 8}, {"F8_E4M3", 8},
+    {"F8_E8M0", 8}, {"I16", 16}, {"U16", 16}, {"F16", 16},    {"BF16", 16},
+    {"I32", 32},    {"U32", 32}, {"F32", 32}, {"F64", 64},    {"I64", 64},
+    {"U64", 64},    {"C64", 64}, {"F4", 4},   {"F6_E2M3", 6}, {"F6_E3M2", 6},
 };
 
 static uint32_t dtype_bits(const char *name) {
@@ -31,8 +31,7 @@ static uint32_t dtype_bits(const char *name) {
 
 static vkt_result st_fail(st_error *err, vkt_result result, uint64_t offset, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
-static vkt_result st_fail(st_error *err, vkt_result result, uint64_t offset, const char *fmt,
-                          ...) {
+static vkt_result st_fail(st_error *err, vkt_result result, uint64_t offset, const char *fmt, ...) {
     err->result = result;
     err->offset = offset;
     va_list args;
@@ -103,6 +102,12 @@ static bool bad(parser *p, vkt_result result, size_t pos, const char *fmt, ...) 
     return false;
 }
 
+/* Where the next token starts (for error offsets). */
+static size_t next_token(parser *p) {
+    json_skip_ws(&p->c);
+    return p->c.pos;
+}
+
 /* Decodes a string into the arena. The arena holds header_size + 1 bytes and
  * a decoded string plus its NUL is never longer than its quoted encoding, so
  * the strings kept so far plus this one always fit. */
@@ -154,8 +159,7 @@ static bool read_offsets(parser *p, st_tensor *t) {
     t->offsets_offset = file_pos(p->c.pos);
     return json_expect(&p->c, '[', "'[' opening data_offsets") && json_u64(&p->c, &t->begin) &&
            json_expect(&p->c, ',', "',' between the two data_offsets") &&
-           json_u64(&p->c, &t->end) &&
-           json_expect(&p->c, ']', "']' after the two data_offsets");
+           json_u64(&p->c, &t->end) && json_expect(&p->c, ']', "']' after the two data_offsets");
 }
 
 /* Shape against dtype against data_offsets, overflow-checked in the order
@@ -196,7 +200,7 @@ static bool check_tensor_size(parser *p, const st_tensor *t) {
 enum { HAS_DTYPE = 1, HAS_SHAPE = 2, HAS_OFFSETS = 4 };
 
 static bool read_tensor_field(parser *p, st_tensor *t, unsigned *seen) {
-    size_t key_pos = (json_skip_ws(&p->c), p->c.pos);
+    size_t key_pos = next_token(p);
     const char *key = read_string(p);
     if (!key || !json_expect(&p->c, ':', "':' after a key"))
         return false;
@@ -209,14 +213,13 @@ static bool read_tensor_field(parser *p, st_tensor *t, unsigned *seen) {
                    "tensor '%.64s' has an unknown field '%.64s'", t->name, key);
     drop_string(p, key);
     if (*seen & field)
-        return bad(p, VKT_ERROR_CORRUPT_DATA, key_pos, "tensor '%.64s' repeats a field",
-                   t->name);
+        return bad(p, VKT_ERROR_CORRUPT_DATA, key_pos, "tensor '%.64s' repeats a field", t->name);
     *seen |= field;
     if (field == HAS_SHAPE)
         return read_shape(p, t, t->name);
     if (field == HAS_OFFSETS)
         return read_offsets(p, t);
-    size_t dtype_pos = (json_skip_ws(&p->c), p->c.pos);
+    size_t dtype_pos = next_token(p);
     if (!(t->dtype = read_string(p)))
         return false;
     t->dtype_bits = dtype_bits(t->dtype);
@@ -244,7 +247,7 @@ static bool read_tensor(parser *p, const char *name, size_t name_pos) {
         return false;
     if (seen != (HAS_DTYPE | HAS_SHAPE | HAS_OFFSETS))
         return bad(p, VKT_ERROR_CORRUPT_DATA, name_pos, "tensor '%.64s' lacks %s", name,
-                   !(seen & HAS_DTYPE) ? "\"dtype\""
+                   !(seen & HAS_DTYPE)   ? "\"dtype\""
                    : !(seen & HAS_SHAPE) ? "\"shape\""
                                          : "\"data_offsets\"");
     if (!check_tensor_size(p, t))
@@ -258,19 +261,18 @@ static bool read_metadata(parser *p) {
         return false;
     bool first = true;
     while (json_next(&p->c, '}', &first)) {
-        size_t key_pos = (json_skip_ws(&p->c), p->c.pos);
+        size_t key_pos = next_token(p);
         const char *key = read_string(p);
         if (!key || !json_expect(&p->c, ':', "':' after a key"))
             return false;
-        size_t value_pos = (json_skip_ws(&p->c), p->c.pos);
+        size_t value_pos = next_token(p);
         if (value_pos >= p->c.len || p->c.text[value_pos] != '"')
             return bad(p, VKT_ERROR_CORRUPT_DATA, value_pos,
                        "the value of metadata key '%.64s' is not a string", key);
         const char *value = read_string(p);
         if (!value)
             return false;
-        if (!grow((void **)&p->h->metadata, &p->meta_cap, p->h->metadata_count,
-                  sizeof(st_meta)))
+        if (!grow((void **)&p->h->metadata, &p->meta_cap, p->h->metadata_count, sizeof(st_meta)))
             return bad(p, VKT_ERROR_OUT_OF_HOST_MEMORY, key_pos, "out of host memory");
         p->h->metadata[p->h->metadata_count++] =
             (st_meta){.key = key, .value = value, .offset = file_pos(value_pos)};
@@ -284,7 +286,7 @@ static bool read_top(parser *p) {
     p->c.pos = 1;
     bool first = true, seen_metadata = false;
     while (json_next(&p->c, '}', &first)) {
-        size_t key_pos = (json_skip_ws(&p->c), p->c.pos);
+        size_t key_pos = next_token(p);
         const char *key = read_string(p);
         if (!key || !json_expect(&p->c, ':', "':' after a key"))
             return false;

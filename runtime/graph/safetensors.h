@@ -34,13 +34,13 @@ typedef struct st_error {
 
 typedef struct st_tensor {
     const char *name;
-    const char *dtype;  /* "F32", "BF16", ... */
+    const char *dtype; /* "F32", "BF16", ... */
     uint32_t dtype_bits;
     uint32_t ndim;
     uint64_t dims[ST_MAX_DIMS];
-    uint64_t begin, end;    /* in the data section */
-    uint64_t entry_offset;  /* file offset of the tensor's name in the header */
-    uint64_t shape_offset;  /* file offset of its "shape" value */
+    uint64_t begin, end;     /* in the data section */
+    uint64_t entry_offset;   /* file offset of the tensor's name in the header */
+    uint64_t shape_offset;   /* file offset of its "shape" value */
     uint64_t offsets_offset; /* file offset of its "data_offsets" value */
 } st_tensor;
 
@@ -56,9 +56,9 @@ typedef struct st_header {
     st_tensor *tensors;   /* sorted by begin */
     uint32_t tensor_count;
     const st_tensor **by_name; /* the tensors sorted by name */
-    st_meta *metadata;    /* in file order */
+    st_meta *metadata;         /* in file order */
     uint32_t metadata_count;
-    char *strings;        /* every decoded string above lives here */
+    char *strings; /* every decoded string above lives here */
 } st_header;
 
 /* Decodes and checks the header length from the first min(8, file_size)

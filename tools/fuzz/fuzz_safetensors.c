@@ -6,26 +6,28 @@
  * file, or accepted with entries that really tile the data section; an
  * accepted header, written again by the writer, must parse back the same.
  *
- * Not part of the meson build. From the repository root:
+ * Not part of the meson build: it needs only the parser and json.c, no
+ * context or device. From the repository root:
  *   clang -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined \
- *       -D_POSIX_C_SOURCE=200809L -Iruntime/include \
+ *       -fno-sanitize-recover=undefined -D_POSIX_C_SOURCE=200809L -Iruntime/include \
  *       tools/fuzz/fuzz_safetensors.c runtime/graph/safetensors.c runtime/graph/json.c \
- *       -o fuzz_safetensors
- *   mkdir -p /tmp/st-corpus && ./fuzz_safetensors -max_total_time=600 \
- *       -max_len=4096 /tmp/st-corpus tools/fuzz/corpus_safetensors
- * (Debian: apt-get install clang libclang-rt-14-dev.) */
+ *       -o /tmp/fuzz_safetensors
+ *   mkdir -p /tmp/st-corpus && /tmp/fuzz_safetensors -max_total_time=600 -max_len=4096 \
+ *       -dict=tools/fuzz/safetensors.dict /tmp/st-corpus tools/fuzz/corpus_safetensors
+ * (Debian: apt-get install clang libclang-rt-14-dev.) The first directory
+ * collects what the fuzzer finds; the seeds are read only. */
 #include "../../runtime/graph/safetensors.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#define CHECK(cond)                                                                              \
-    do {                                                                                         \
-        if (!(cond)) {                                                                           \
-            fprintf(stderr, "invariant failed: %s (line %d)\n", #cond, __LINE__);               \
-            abort();                                                                             \
-        }                                                                                        \
+#define CHECK(cond)                                                                                \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "invariant failed: %s (line %d)\n", #cond, __LINE__);                  \
+            abort();                                                                               \
+        }                                                                                          \
     } while (0)
 
 static void check_accepted(const st_header *h, size_t size) {
