@@ -19,7 +19,7 @@ set -euo pipefail
 # libc6-dev is only a Recommends of gcc, and --no-install-recommends would
 # otherwise leave a compiler without <stdio.h>.
 build_packages=(meson ninja-build pkg-config gcc libc6-dev glslc spirv-tools
-                libvulkan-dev libvulkan-volk-dev zlib1g-dev)
+                libvulkan-dev libvulkan-volk-dev zlib1g-dev libstb-dev)
 run_packages=(libvulkan1 mesa-vulkan-drivers)
 test_packages=(libcriterion-dev vulkan-validationlayers)
 data_packages=(dataset-fashion-mnist)

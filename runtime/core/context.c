@@ -90,7 +90,11 @@ static vkt_result init_backend(vkt_context *ctx) {
         return vkt_vulkan_backend_init(ctx);
     case VKT_BACKEND_DEFAULT: {
         vkt_result r = vkt_vulkan_backend_init(ctx);
-        if (r == VKT_ERROR_NO_VULKAN || r == VKT_ERROR_NO_DEVICE) {
+        /* Falling back is right when there is no Vulkan at all, not when
+         * the user named a device that does not exist: say so instead. */
+        const char *env_device = getenv("VKT_DEVICE");
+        bool device_named = ctx->desc.device || (env_device && *env_device);
+        if ((r == VKT_ERROR_NO_VULKAN || r == VKT_ERROR_NO_DEVICE) && !device_named) {
             vkt_log(ctx, VKT_LOG_INFO, "no Vulkan device (%s); using the CPU backend", ctx->error);
             vkt_clear_error(ctx);
             return vkt_cpu_backend_init(ctx);

@@ -7,7 +7,7 @@
 
 /* Element counts this large cannot be addressed by a 32-bit shader index; a
  * shape beyond it is a mistake long before it is a memory problem. */
-#define VKT_MAX_NUMEL ((int64_t)1 << 31)
+#define VKT_MAX_NUMEL ((int64_t)1 << 31) /* exclusive; numel * dims[i] < 2^62: no overflow */
 
 vkt_result vkt_shape_from_desc(vkt_context *ctx, const char *what, int32_t ndim,
                                const int64_t *dims, vkt_shape *out_shape) {
@@ -21,7 +21,7 @@ vkt_result vkt_shape_from_desc(vkt_context *ctx, const char *what, int32_t ndim,
             return vkt_error(ctx, VKT_ERROR_INVALID_ARGUMENT,
                              "%s: dims[%d] = %lld, must be >= 1", what, (int)i,
                              (long long)dims[i]);
-        if (dims[i] > VKT_MAX_NUMEL || numel > VKT_MAX_NUMEL / dims[i])
+        if (dims[i] >= VKT_MAX_NUMEL || numel * dims[i] >= VKT_MAX_NUMEL)
             return vkt_error(ctx, VKT_ERROR_INVALID_ARGUMENT,
                              "%s: more than 2^31 elements", what);
         numel *= dims[i];
