@@ -6,9 +6,10 @@
 //         dy[b, k, oh, ow] * x[b, c, oh * stride - pad + r, ow * stride - pad + s]
 // with taps in the padding contributing nothing.
 //
+// The portable kernel (conv2d_bwd_weight_subgroup.comp serves CPU devices).
 // dw is small and each element is a long sum (B*Ho*Wo terms), so one
 // workgroup computes one TM x TN block of (k, c) at one tap (r, s) and its
-// invocations split the sum: the work units are (output pixel, chunk of
+// invocations split the sum, giving a GPU enough workgroups: the work units are (output pixel, chunk of
 // BCHUNK images), consecutive invocations take consecutive pixels (adjacent
 // addresses), and within a unit the images are walked with no index
 // arithmetic. Fixing the tap per workgroup makes the padding test one per

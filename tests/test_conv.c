@@ -12,6 +12,8 @@
  * either end of every output. */
 #include "harness.h"
 
+#include "../runtime/vulkan/vk_internal.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,6 +90,44 @@ static void conv_compare(const conv_case *c, uint64_t seed) {
 Test(conv, conv2d_all_directions_awkward_shapes) {
     for (size_t i = 0; i < COUNT(conv_cases); i++)
         conv_compare(&conv_cases[i], 100 + 10 * i);
+}
+
+/* The device picks the convolution kernels and their tiles (vk_tuning_choose):
+ * here, a CPU device, the subgroup variants with 32-channel blocks. The
+ * other devices' choices run here too by overriding the tuning of this
+ * test's context: the plain implicit-GEMM kernels and the split-sum weight
+ * gradient that GPUs get, and the subgroup kernels with the smallest
+ * blocks (channels = the sharing group, one pixel per invocation). */
+static void conv_compare_all(void) {
+    for (size_t i = 0; i < COUNT(conv_cases); i++)
+        conv_compare(&conv_cases[i], 200 + 10 * i);
+}
+
+Test(conv, conv2d_plain_kernels_as_on_gpus) {
+    vkt_tuning *t = &vk_of(gpu)->tuning;
+    t->conv_subgroup = 0;
+    t->conv_wg = 64;
+    t->conv_tm = 8;
+    t->conv_tn = 4;
+    t->conv_reduce_wg = 128;
+    t->conv_dw_tile = 4;
+    conv_compare_all();
+    t->conv_wg = 8; /* and narrow blocks with partial workgroups */
+    t->conv_tm = 3;
+    t->conv_tn = 1;
+    t->conv_reduce_wg = 24;
+    t->conv_dw_tile = 2;
+    t->conv_batch_chunk = 1;
+    conv_compare_all();
+}
+
+Test(conv, conv2d_subgroup_kernels_small_blocks) {
+    vkt_tuning *t = &vk_of(gpu)->tuning;
+    if (!t->conv_subgroup)
+        cr_skip_test("this device runs the plain kernels (no CPU device with subgroup shuffles)");
+    t->conv_tm = t->conv_subgroup;
+    t->conv_tn = 1;
+    conv_compare_all();
 }
 
 /* stride 0 is the default, 1. */
@@ -203,10 +243,47 @@ static float *run_node(vkt_context *ctx, vkt_op op, vkt_op_params p, uint32_t ni
     return out;
 }
 
+/* Runs maxpool2d and its backward on both backends over one H x W image x
+ * with k x k windows at `stride`, and checks y and dx against the flat
+ * index of each window's expected first maximum. */
+static void maxpool_tie_check(const float *x, int64_t H, int64_t W, uint32_t k, uint32_t stride,
+                              const int *argmax) {
+    int64_t Ho = (H - k) / stride + 1, Wo = (W - k) / stride + 1;
+    int n_out = (int)(Ho * Wo), n_in = (int)(H * W);
+    float dy[64], want_y[64], want_dx[64] = {0};
+    cr_assert(n_out <= 64 && n_in <= 64);
+    for (int i = 0; i < n_out; i++) {
+        dy[i] = (float)(1 << i); /* powers of two: every sum is exact and unique */
+        want_y[i] = x[argmax[i]];
+        want_dx[argmax[i]] += dy[i];
+    }
+    vkt_op_params p = {.pool = {.kernel = k, .stride = stride}};
+    vkt_shape sx = h_shape4(1, 1, H, W), sy = h_shape4(1, 1, Ho, Wo);
+    vkt_context *ctxs[2] = {cpu, gpu};
+    for (int b = 0; b < 2; b++) {
+        const char *name = b ? "Vulkan" : "CPU";
+        const float *fwd_in[1] = {x};
+        float *y = run_node(ctxs[b], VKT_OP_MAXPOOL2D, p, 1, &sx, fwd_in);
+        for (int i = 0; i < n_out; i++)
+            cr_assert_eq(y[i], want_y[i], "%s, stride %u: y[%d] = %g, expected %g", name, stride,
+                         i, y[i], want_y[i]);
+        const vkt_shape bwd_shapes[2] = {sy, sx};
+        const float *bwd_in[2] = {dy, x};
+        float *dx = run_node(ctxs[b], VKT_OP_MAXPOOL2D_BWD, p, 2, bwd_shapes, bwd_in);
+        for (int i = 0; i < n_in; i++)
+            cr_assert_eq(dx[i], want_dx[i], "%s, stride %u: dx[%d] = %g, expected %g (the "
+                         "gradient must go to each window's first maximum)", name, stride, i,
+                         dx[i], want_dx[i]);
+        free(y);
+        free(dx);
+    }
+}
+
 /* Ties go to the first maximum in row-major order, as PyTorch's CPU kernel:
  * one 4x5 image with many ties, 2x2 windows at stride 1 (overlapping, so an
  * element can be the first maximum of several windows and collect all
- * their dy), checked on both backends against a hand-made expectation. */
+ * their dy) and at stride 2, checked on both backends against a hand-made
+ * expectation. */
 Test(conv, maxpool_ties_route_to_first_maximum) {
     const float x[] = {1, 1, 0, 5, 5,
                        1, 1, 2, 5, 5,
@@ -227,30 +304,16 @@ Test(conv, maxpool_ties_route_to_first_maximum) {
      *  (2,2) {x12=3,x13=0,x17=0,x18=0}     -> 12
      *  (2,3) {x13=0,x14=0,x18=0,x19=-1}    -> 13 */
     const int argmax[12] = {0, 7, 3, 3, 10, 11, 8, 8, 10, 11, 12, 13};
-    float dy[12], want_y[12], want_dx[20] = {0};
-    for (int i = 0; i < 12; i++) {
-        dy[i] = (float)(1 << i); /* powers of two: every sum is exact and unique */
-        want_y[i] = x[argmax[i]];
-        want_dx[argmax[i]] += dy[i];
-    }
-    vkt_op_params p = {.pool = {.kernel = 2, .stride = 1}};
-    vkt_shape sx = h_shape4(1, 1, 4, 5), sy = h_shape4(1, 1, 3, 4);
-    vkt_context *ctxs[2] = {cpu, gpu};
-    for (int b = 0; b < 2; b++) {
-        const char *name = b ? "Vulkan" : "CPU";
-        const float *fwd_in[1] = {x};
-        float *y = run_node(ctxs[b], VKT_OP_MAXPOOL2D, p, 1, &sx, fwd_in);
-        for (int i = 0; i < 12; i++)
-            cr_assert_eq(y[i], want_y[i], "%s: y[%d] = %g, expected %g", name, i, y[i], want_y[i]);
-        const vkt_shape bwd_shapes[2] = {sy, sx};
-        const float *bwd_in[2] = {dy, x};
-        float *dx = run_node(ctxs[b], VKT_OP_MAXPOOL2D_BWD, p, 2, bwd_shapes, bwd_in);
-        for (int i = 0; i < 20; i++)
-            cr_assert_eq(dx[i], want_dx[i], "%s: dx[%d] = %g, expected %g (the gradient "
-                         "must go to each window's first maximum)", name, i, dx[i], want_dx[i]);
-        free(y);
-        free(dx);
-    }
+    maxpool_tie_check(x, 4, 5, 2, 1, argmax);
+    /* Stride 2: windows that do not overlap, which maxpool2d_bwd computes
+     * window by window; column 4 is in no window (floor mode), so its dx
+     * is 0.
+     *  (0,0) {x0=1,x1=1,x5=1,x6=1}         -> 0
+     *  (0,1) {x2=0,x3=5,x7=2,x8=5}         -> 3
+     *  (1,0) {x10=3,x11=3,x15=3,x16=3}     -> 10
+     *  (1,1) {x12=3,x13=0,x17=0,x18=0}     -> 12 */
+    const int argmax_stride2[4] = {0, 3, 10, 12};
+    maxpool_tie_check(x, 4, 5, 2, 2, argmax_stride2);
 }
 
 /* A window holding a NaN gives NaN (PyTorch propagates it) and its

@@ -6,6 +6,7 @@
 #include "harness.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -122,64 +123,80 @@ static void net_data(const net *n, int loss_kind, float *x, float *t) {
 /* Plain SGD with lr 1 makes every parameter's gradient readable as the
  * difference before and after one step; finite differences of the
  * evaluation loss (forward only) give the reference. */
+static void check_gradients(vkt_context *ctx, const net *n, const float *x, const float *t,
+                            size_t t_count, const char *const *params, int param_count,
+                            const char *what) {
+    vkt_model *m = NULL;
+    cr_assert_eq(vkt_model_create(n->g, &(vkt_model_desc){
+                                            .loss = n->loss,
+                                            .optimizer = {.type = VKT_OPTIMIZER_SGD, .lr = 1.0f}},
+                                  &m),
+                 VKT_OK, "%s", vkt_context_last_error(ctx));
+    vkt_var_info xi;
+    vkt_graph_query_var(n->g, n->x, &xi);
+    size_t x_count = 1;
+    for (int d = 0; d < xi.ndim; d++)
+        x_count *= (size_t)xi.dims[d];
+    vkt_feed feeds[2] = {{n->x, x, x_count}, {n->target, t, t_count}};
+    enum { MAX = 512 };
+    float before[MAX], after[MAX], w[MAX];
+    double numeric[MAX];
+    const double eps = 1e-3;
+    for (int p = 0; p < param_count; p++) {
+        vkt_var v = vkt_graph_find(n->g, params[p]);
+        vkt_var_info info;
+        cr_assert_eq(vkt_graph_query_var(n->g, v, &info), VKT_OK, "%s", params[p]);
+        size_t count = 1;
+        for (int d = 0; d < info.ndim; d++)
+            count *= (size_t)info.dims[d];
+        cr_assert_leq(count, MAX);
+        cr_assert_eq(vkt_model_read(m, v, before, count), VKT_OK);
+        memcpy(w, before, count * sizeof(float));
+        for (size_t i = 0; i < count; i++) {
+            float lp, lm;
+            w[i] = before[i] + (float)eps;
+            vkt_model_write(m, v, w, count);
+            cr_assert_eq(vkt_model_evaluate(m, feeds, 2, &lp), VKT_OK);
+            w[i] = before[i] - (float)eps;
+            vkt_model_write(m, v, w, count);
+            cr_assert_eq(vkt_model_evaluate(m, feeds, 2, &lm), VKT_OK);
+            w[i] = before[i];
+            vkt_model_write(m, v, w, count);
+            numeric[i] = ((double)lp - (double)lm) / (2 * eps);
+        }
+        /* One SGD step with lr 1 from the unchanged weights; then restore. */
+        cr_assert_eq(vkt_model_step(m, feeds, 2, NULL), VKT_OK, "%s",
+                     vkt_context_last_error(ctx));
+        cr_assert_eq(vkt_model_read(m, v, after, count), VKT_OK);
+        for (size_t i = 0; i < count; i++) {
+            double analytic = (double)before[i] - (double)after[i];
+            double err = fabs(analytic - numeric[i]);
+            cr_assert(err <= 2e-3 + 2e-2 * fabs(numeric[i]),
+                      "%s: d loss / d %s[%zu] = %.6g by autodiff, %.6g by finite differences",
+                      what, params[p], i, analytic, numeric[i]);
+        }
+        /* a fresh model has the initial weights again (same seed) */
+        vkt_model_destroy(m);
+        cr_assert_eq(vkt_model_create(n->g, &(vkt_model_desc){
+                                                .loss = n->loss,
+                                                .optimizer = {.type = VKT_OPTIMIZER_SGD,
+                                                              .lr = 1.0f}},
+                                      &m),
+                     VKT_OK);
+    }
+    vkt_model_destroy(m);
+}
+
 static void gradient_check(int loss_kind, int activation) {
     vkt_context *ctx = h_cpu();
     net n = build_net(ctx, 3, loss_kind, activation);
-    vkt_model *m = NULL;
-    cr_assert_eq(vkt_model_create(n.g, &(vkt_model_desc){
-                                           .loss = n.loss,
-                                           .optimizer = {.type = VKT_OPTIMIZER_SGD, .lr = 1.0f}},
-                                  &m),
-                 VKT_OK, "%s", vkt_context_last_error(ctx));
     float x[64], t[64];
     net_data(&n, loss_kind, x, t);
-    vkt_feed feeds[2] = {{n.x, x, (size_t)(n.batch * n.in)},
-                         {n.target, t, loss_kind == 0 ? (size_t)n.batch
-                                                      : (size_t)(n.batch * n.classes)}};
     const char *params[] = {"fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias"};
-    float before[4][128], after[4][128];
-    size_t count[4];
-    for (int p = 0; p < 4; p++) {
-        vkt_var v = vkt_graph_find(n.g, params[p]);
-        vkt_var_info info;
-        cr_assert_eq(vkt_graph_query_var(n.g, v, &info), VKT_OK);
-        count[p] = (size_t)(info.ndim == 2 ? info.dims[0] * info.dims[1] : info.dims[0]);
-        cr_assert_eq(vkt_model_read(m, v, before[p], count[p]), VKT_OK);
-    }
-    /* numerical gradients first, at the initial weights */
-    double numeric[4][128];
-    const double eps = 1e-3;
-    for (int p = 0; p < 4; p++) {
-        vkt_var v = vkt_graph_find(n.g, params[p]);
-        float w[128];
-        memcpy(w, before[p], count[p] * sizeof(float));
-        for (size_t i = 0; i < count[p]; i++) {
-            float lp, lm;
-            w[i] = before[p][i] + (float)eps;
-            vkt_model_write(m, v, w, count[p]);
-            cr_assert_eq(vkt_model_evaluate(m, feeds, 2, &lp), VKT_OK);
-            w[i] = before[p][i] - (float)eps;
-            vkt_model_write(m, v, w, count[p]);
-            cr_assert_eq(vkt_model_evaluate(m, feeds, 2, &lm), VKT_OK);
-            w[i] = before[p][i];
-            vkt_model_write(m, v, w, count[p]);
-            numeric[p][i] = ((double)lp - (double)lm) / (2 * eps);
-        }
-    }
-    cr_assert_eq(vkt_model_step(m, feeds, 2, NULL), VKT_OK, "%s", vkt_context_last_error(ctx));
-    for (int p = 0; p < 4; p++) {
-        vkt_var v = vkt_graph_find(n.g, params[p]);
-        cr_assert_eq(vkt_model_read(m, v, after[p], count[p]), VKT_OK);
-        for (size_t i = 0; i < count[p]; i++) {
-            double analytic = (double)before[p][i] - (double)after[p][i];
-            double err = fabs(analytic - numeric[p][i]);
-            cr_assert(err <= 2e-3 + 2e-2 * fabs(numeric[p][i]),
-                      "loss %d activation %d: d loss / d %s[%zu] = %.6g by autodiff, %.6g by "
-                      "finite differences", loss_kind, activation, params[p], i, analytic,
-                      numeric[p][i]);
-        }
-    }
-    vkt_model_destroy(m);
+    char what[64];
+    snprintf(what, sizeof what, "loss %d activation %d", loss_kind, activation);
+    check_gradients(ctx, &n, x, t, loss_kind == 0 ? (size_t)n.batch : (size_t)(n.batch * n.classes),
+                    params, 4, what);
     vkt_graph_destroy(n.g);
     h_finish(ctx);
 }
@@ -192,6 +209,30 @@ Test(graph, gradients_match_finite_differences_every_loss) {
 Test(graph, gradients_match_finite_differences_every_activation) {
     for (int act = 1; act < 6; act++)
         gradient_check(0, act);
+}
+
+/* conv - relu - max pool - conv (stride 2) - avg pool - flatten - linear:
+ * every layer of the CNN path through the graph, autodiff included. */
+Test(graph, gradients_match_finite_differences_cnn) {
+    vkt_context *ctx = h_cpu();
+    net n = {.batch = 2, .classes = 3};
+    n.g = new_graph(ctx, 4);
+    n.x = vkt_graph_input(n.g, "x", 4, (int64_t[]){2, 2, 6, 6});
+    vkt_var h = vkt_graph_relu(n.g, vkt_graph_conv2d(n.g, n.x, 3, 3, 1, 1, "conv1"));
+    h = vkt_graph_max_pool2d(n.g, h, 2, 0);                       /* 3x3x3 */
+    h = vkt_graph_conv2d(n.g, h, 4, 3, 2, 1, "conv2");            /* 4x2x2 */
+    h = vkt_graph_avg_pool2d(n.g, h, 2, 2);                       /* 4x1x1 */
+    n.out = vkt_graph_linear(n.g, vkt_graph_flatten(n.g, h), 3, "fc");
+    n.target = vkt_graph_input(n.g, "labels", 1, (int64_t[]){2});
+    n.loss = vkt_graph_softmax_cross_entropy(n.g, n.out, n.target);
+    cr_assert_eq(vkt_graph_status(n.g), VKT_OK, "%s", vkt_graph_last_error(n.g));
+    float x[2 * 2 * 6 * 6], t[2] = {0, 2};
+    h_random(x, sizeof x / sizeof x[0], 21, -1.0f, 1.0f);
+    const char *params[] = {"conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias",
+                            "fc.weight", "fc.bias"};
+    check_gradients(ctx, &n, x, t, 2, params, 6, "cnn");
+    vkt_graph_destroy(n.g);
+    h_finish(ctx);
 }
 
 static void train_losses(vkt_context *ctx, uint64_t seed, int steps, float *losses,

@@ -15,13 +15,19 @@
  * and pad apply to both axes and stride 0 means 1. The backward ops need the
  * sizes they cannot recover from dy: with stride > 1 several H give one Ho.
  *
- * The GPU kernels are implicit GEMMs, register-blocked like matmul.comp, so
- * no im2col buffer is ever written: the forward is (K) x (C R S) times
- * (C R S) x (B Ho Wo), the input gradient (C) x (K R S) times
- * (K R S) x (B H W), the weight gradient (K) x (B Ho Wo) times
- * (B Ho Wo) x (C R S). Each invocation computes a TM x TN block, loops over
- * the kernel taps (r, s) outside and the channels inside, so the padding
- * test is made once per tap and the inner loop is loads and FMAs only.
+ * The GPU kernels are implicit GEMMs, register-blocked, so no im2col
+ * buffer is ever written or read (for the CNN's second layer at batch 128
+ * it would be 29 MB per direction, and no scratch outputs are needed): the
+ * forward is (K) x (C R S) times (C R S) x (B Ho Wo), the input gradient
+ * (C) x (K R S) times (K R S) x (B H W), the weight gradient
+ * (K) x (B Ho Wo) times (B Ho Wo) x (C R S). Each invocation computes a
+ * TM x TN block and loops over the kernel taps (r, s) outside and the
+ * channels inside, so the padding test is made once per tap and the inner
+ * loop is loads and FMAs only. All invocations of a workgroup share its TM
+ * channels, so on CPU devices (where every invocation's load is a scalar
+ * load of its own, and loads, not FMAs, set the speed) the *_subgroup
+ * kernels load each shared value once per SG invocations and pass it on by
+ * subgroup shuffles; tools/bench_conv.c measures them.
  *
  * Dimension legend: B batch, C input channels, H W input size, K output
  * channels, R S kernel size, Ho Wo output size. */
@@ -329,24 +335,32 @@ static vkt_conv2d_push conv_push(const conv_geom *g) {
     };
 }
 
-/* The implicit-GEMM kernels (forward, input gradient): `pixels` output
- * pixels along x, `rows` output channels along y. Pixel tiles beyond
- * 65535 fold into z; the shaders unfold them. */
-static void record_implicit_gemm(vkt_recorder *rec, vkt_kernel kernel, const vkt_conv2d_push *push,
-                                 const vkt_view *const *views, uint32_t view_count,
-                                 uint64_t pixels, uint64_t rows) {
+/* The implicit-GEMM kernels (forward, input gradient, and the weight
+ * gradient's subgroup variant): `cols` columns (pixels) in tiles of
+ * wg * TN along x, folded into z past 65535 tiles (the shaders unfold
+ * them), and `rows` channels in blocks of TM along y. The last view is the
+ * output. With tuning.conv_subgroup set, `sg_kernel` runs instead of
+ * `kernel`: groups of that many invocations share loads by shuffles. A
+ * block never has more rows than the op (rounded up to the sharing
+ * group), so few-channel layers waste no FMAs on clamped rows. */
+static void record_implicit_gemm(vkt_recorder *rec, vkt_kernel kernel, vkt_kernel sg_kernel,
+                                 const vkt_conv2d_push *push, const vkt_view *const *views,
+                                 uint32_t view_count, uint64_t cols, uint64_t rows) {
     const vkt_tuning *t = vkt_recorder_tuning(rec);
-    uint32_t spec[4] = {t->conv_wg_x, t->conv_wg_y, t->conv_tm, t->conv_tn};
+    uint32_t sg = t->conv_subgroup ? t->conv_subgroup : 1;
+    uint64_t rows_up = (rows + sg - 1) / sg * sg;
+    uint32_t tm = rows_up < t->conv_tm ? (uint32_t)rows_up : t->conv_tm;
+    uint32_t spec[4] = {t->conv_wg, tm, t->conv_tn, sg};
     vkt_dispatch d = {
-        .kernel = kernel, .spec = spec, .spec_count = 4,
+        .kernel = t->conv_subgroup ? sg_kernel : kernel, .spec = spec, .spec_count = 4,
         .view_count = view_count, .write_mask = 1u << (view_count - 1),
         .push = push, .push_size = sizeof *push,
     };
     for (uint32_t i = 0; i < view_count; i++)
         d.views[i] = views[i];
-    uint32_t tiles = vkt_div_up(pixels, t->conv_wg_x * t->conv_tn);
+    uint32_t tiles = vkt_div_up(cols, t->conv_wg * t->conv_tn);
     d.groups[0] = tiles < 65535 ? tiles : 65535;
-    d.groups[1] = vkt_div_up(rows, t->conv_wg_y * t->conv_tm);
+    d.groups[1] = vkt_div_up(rows, tm);
     d.groups[2] = vkt_div_up(tiles, d.groups[0]);
     vkt_record_dispatch(rec, &d);
 }
@@ -356,29 +370,39 @@ static void conv2d_record(const vkt_node *node, vkt_recorder *rec) {
     vkt_conv2d_push push = conv_push(&g);
     const vkt_view *views[4] = {&node->in[0]->view, &node->in[1]->view, &node->in[2]->view,
                                 &node->out[0]->view};
-    record_implicit_gemm(rec, VKT_KERNEL_CONV2D_FWD, &push, views, 4,
-                         (uint64_t)(g.B * g.Ho * g.Wo), (uint64_t)g.K);
+    record_implicit_gemm(rec, VKT_KERNEL_CONV2D_FWD, VKT_KERNEL_CONV2D_FWD_SUBGROUP, &push, views,
+                         4, (uint64_t)(g.B * g.Ho * g.Wo), (uint64_t)g.K);
 }
 
 static void conv2d_bwd_input_record(const vkt_node *node, vkt_recorder *rec) {
     conv_geom g = conv_geometry(node);
     vkt_conv2d_push push = conv_push(&g);
     const vkt_view *views[3] = {&node->in[0]->view, &node->in[1]->view, &node->out[0]->view};
-    record_implicit_gemm(rec, VKT_KERNEL_CONV2D_BWD_INPUT, &push, views, 3,
-                         (uint64_t)(g.B * g.H * g.W), (uint64_t)g.C);
+    record_implicit_gemm(rec, VKT_KERNEL_CONV2D_BWD_INPUT, VKT_KERNEL_CONV2D_BWD_INPUT_SUBGROUP,
+                         &push, views, 3, (uint64_t)(g.B * g.H * g.W), (uint64_t)g.C);
 }
 
-/* One workgroup per (TM output channels, TN input channels, tap): its
- * invocations split the long sum over (b, oh, ow) and add their partial
- * sums in a fixed order, so there are enough workgroups for a GPU even
- * though dw is small, and no atomics. A layer with fewer input channels
- * than TN (the first, C = 1) gets a narrower tile instead of idle lanes. */
+/* On CPU devices with subgroup shuffles: dw as an implicit GEMM of K rows
+ * by C*R*S columns, each invocation summing whole (see
+ * conv2d_bwd_weight_subgroup.comp). Elsewhere one workgroup per (TM output
+ * channels, TN input channels, tap): its invocations split the long sum
+ * over (b, oh, ow) and add their partial sums in a fixed order, so there
+ * are enough workgroups for a GPU even though dw is small, and no atomics.
+ * A layer with fewer channels than the tile (the first, C = 1) gets a
+ * narrower tile instead of idle lanes. */
 static void conv2d_bwd_weight_record(const vkt_node *node, vkt_recorder *rec) {
     const vkt_tuning *t = vkt_recorder_tuning(rec);
     conv_geom g = conv_geometry(node);
     vkt_conv2d_push push = conv_push(&g);
-    uint32_t tm = g.K < t->conv_tm ? (uint32_t)g.K : t->conv_tm;
-    uint32_t tn = g.C < t->conv_tn ? (uint32_t)g.C : t->conv_tn;
+    if (t->conv_subgroup) {
+        const vkt_view *views[3] = {&node->in[0]->view, &node->in[1]->view, &node->out[0]->view};
+        record_implicit_gemm(rec, VKT_KERNEL_CONV2D_BWD_WEIGHT,
+                             VKT_KERNEL_CONV2D_BWD_WEIGHT_SUBGROUP, &push, views, 3,
+                             (uint64_t)(g.C * g.R * g.S), (uint64_t)g.K);
+        return;
+    }
+    uint32_t tm = g.K < t->conv_dw_tile ? (uint32_t)g.K : t->conv_dw_tile;
+    uint32_t tn = g.C < t->conv_dw_tile ? (uint32_t)g.C : t->conv_dw_tile;
     uint32_t spec[4] = {t->conv_reduce_wg, tm, tn, t->conv_batch_chunk};
     vkt_dispatch d = {
         .kernel = VKT_KERNEL_CONV2D_BWD_WEIGHT, .spec = spec, .spec_count = 4,

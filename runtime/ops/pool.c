@@ -258,8 +258,10 @@ static void avgpool2d_bwd_cpu(const vkt_node *node) {
 // ---- Vulkan dispatch
 
 /* One invocation per element of out[0] (y for the forwards, dx for the
- * backwards); inputs bound first, then out[0]. */
-static void pool_record(const vkt_node *node, vkt_recorder *rec, vkt_kernel kernel) {
+ * backwards), or per window where `per_window`; inputs bound first, then
+ * out[0]. Spec: 0 the workgroup size, 1 per_window. */
+static void pool_record(const vkt_node *node, vkt_recorder *rec, vkt_kernel kernel,
+                        bool per_window) {
     const vkt_tuning *t = vkt_recorder_tuning(rec);
     pool_geom g = pool_geometry(node);
     vkt_pool2d_push push = {
@@ -268,28 +270,33 @@ static void pool_record(const vkt_node *node, vkt_recorder *rec, vkt_kernel kern
         .out_h = (uint32_t)g.Ho, .out_w = (uint32_t)g.Wo,
         .kernel = (uint32_t)g.k, .stride = (uint32_t)g.stride,
     };
-    uint32_t spec[1] = {t->workgroup_1d};
-    vkt_dispatch d = {.kernel = kernel, .spec = spec, .spec_count = 1,
+    uint32_t spec[2] = {t->workgroup_1d, per_window};
+    vkt_dispatch d = {.kernel = kernel, .spec = spec, .spec_count = per_window ? 2 : 1,
                       .push = &push, .push_size = sizeof push};
     for (uint32_t i = 0; i < node->nin; i++)
         d.views[d.view_count++] = &node->in[i]->view;
     d.write_mask = 1u << d.view_count;
     d.views[d.view_count++] = &node->out[0]->view;
-    vkt_grid_1d((uint64_t)vkt_shape_numel(&node->out[0]->shape), t->workgroup_1d, d.groups);
+    uint64_t n = per_window ? (uint64_t)(g.planes * g.Ho * g.Wo)
+                            : (uint64_t)vkt_shape_numel(&node->out[0]->shape);
+    vkt_grid_1d(n, t->workgroup_1d, d.groups);
     vkt_record_dispatch(rec, &d);
 }
 
 static void maxpool2d_record(const vkt_node *node, vkt_recorder *rec) {
-    pool_record(node, rec, VKT_KERNEL_MAXPOOL2D_FWD);
+    pool_record(node, rec, VKT_KERNEL_MAXPOOL2D_FWD, false);
 }
+/* Windows that do not overlap (stride >= kernel) let one invocation per
+ * window write its whole cell of dx: each x element is read once instead of
+ * once per dx element (shaders/maxpool2d_bwd.comp). */
 static void maxpool2d_bwd_record(const vkt_node *node, vkt_recorder *rec) {
-    pool_record(node, rec, VKT_KERNEL_MAXPOOL2D_BWD);
+    pool_record(node, rec, VKT_KERNEL_MAXPOOL2D_BWD, pool_stride(node) >= pool_kernel(node));
 }
 static void avgpool2d_record(const vkt_node *node, vkt_recorder *rec) {
-    pool_record(node, rec, VKT_KERNEL_AVGPOOL2D_FWD);
+    pool_record(node, rec, VKT_KERNEL_AVGPOOL2D_FWD, false);
 }
 static void avgpool2d_bwd_record(const vkt_node *node, vkt_recorder *rec) {
-    pool_record(node, rec, VKT_KERNEL_AVGPOOL2D_BWD);
+    pool_record(node, rec, VKT_KERNEL_AVGPOOL2D_BWD, false);
 }
 
 const vkt_op_def vkt_op_maxpool2d_def = {
