@@ -71,6 +71,93 @@ Test(kernels, matmul_accumulate) {
         matmul_case(33, 7, 129, t & 1, t & 2, true);
 }
 
+/* Every matmul kernel the device could choose (vkt_tuning.matmul_variant),
+ * not only this device's own: the GPU kernel runs (slowly) on a CPU device
+ * too, so its edge paths are tested here as well. */
+static const uint32_t matmul_variants[] = {VKT_MATMUL_SIMPLE, VKT_MATMUL_REG,
+                                           VKT_MATMUL_REG_SSBO, VKT_MATMUL_TILED};
+#define MATMUL_VARIANT_COUNT (sizeof matmul_variants / sizeof matmul_variants[0])
+
+static void use_matmul_variant(uint32_t variant) {
+    vk_of(gpu)->tuning.matmul_variant = variant;
+}
+
+/* The register-blocked kernels read 4 floats at a time at an offset that
+ * depends on (contiguous length) % 4 and keep K % 4 for a tail: sizes with
+ * every residue, more than one block of rows (16) and of columns (64), and
+ * a K loop of several steps plus its tail. */
+Test(kernels, matmul_every_residue_every_variant) {
+    uint32_t own = vk_of(gpu)->tuning.matmul_variant;
+    for (size_t v = 0; v < MATMUL_VARIANT_COUNT; v++) {
+        use_matmul_variant(matmul_variants[v]);
+        for (int64_t r = 0; r < 4; r++)
+            for (int t = 0; t < 4; t++)
+                matmul_case(17 + r, 65 + r, 9 + r, t & 1, t & 2, false);
+        matmul_case(34, 70, 23, false, true, true); /* mixed residues, accumulate */
+        matmul_case(5, 3, 2, true, false, false);   /* smaller than one group of 4 */
+    }
+    use_matmul_variant(own);
+}
+
+/* matmul_bias: the fused linear layer, C = op(A) op(B) + bias, then ReLU. */
+static void matmul_bias_case(int64_t M, int64_t N, int64_t K, bool ta, bool tb, bool acc,
+                             bool relu) {
+    h_op_case c = {
+        .op = VKT_OP_MATMUL_BIAS, .nin = 3, .nout = 1,
+        .params = {.matmul = {ta, tb, acc, relu}},
+        .in_shapes = {ta ? h_shape2(K, M) : h_shape2(M, K), tb ? h_shape2(N, K) : h_shape2(K, N),
+                      h_shape1(N)},
+        .lo = -1, .hi = 1, .atol = 1e-5 * (double)K, .rtol = 1e-5,
+        .seed = (uint64_t)(M * 1000003 + N * 1009 + K + 17),
+    };
+    h_compare_op(gpu, cpu, &c);
+}
+
+Test(kernels, matmul_bias_relu_every_variant) {
+    uint32_t own = vk_of(gpu)->tuning.matmul_variant;
+    for (size_t v = 0; v < MATMUL_VARIANT_COUNT; v++) {
+        use_matmul_variant(matmul_variants[v]);
+        for (int t = 0; t < 4; t++) {
+            matmul_bias_case(19, 68, 13, t & 1, t & 2, false, true); /* N % 4 == 0: 4-wide stores */
+            matmul_bias_case(19, 67, 13, t & 1, t & 2, false, false);
+        }
+        matmul_bias_case(7, 33, 129, false, true, true, true);
+    }
+    use_matmul_variant(own);
+}
+
+/* Bindings that cannot be read 4 floats at a time (a view off a 16-byte
+ * boundary, where the device allows that) take one float per load: forced
+ * here through the tuning. */
+Test(kernels, matmul_one_float_loads) {
+    vkt_tuning saved = vk_of(gpu)->tuning;
+    vk_of(gpu)->tuning.matmul_vec4 = 0;
+    const uint32_t reg[] = {VKT_MATMUL_REG, VKT_MATMUL_REG_SSBO};
+    for (size_t v = 0; v < 2; v++) {
+        use_matmul_variant(reg[v]);
+        for (int t = 0; t < 4; t++)
+            matmul_case(21, 70, 11, t & 1, t & 2, t == 3);
+    }
+    vk_of(gpu)->tuning = saved;
+}
+
+/* More row blocks than a grid dimension may hold (65535): the kernels walk
+ * the rest in a loop. */
+Test(kernels, matmul_rows_beyond_the_grid) {
+    uint32_t own = vk_of(gpu)->tuning.matmul_variant;
+    const uint32_t loops[] = {VKT_MATMUL_SIMPLE, VKT_MATMUL_REG};
+    for (size_t v = 0; v < 2; v++) {
+        use_matmul_variant(loops[v]);
+        h_op_case c = {
+            .op = VKT_OP_MATMUL, .nin = 2, .nout = 1,
+            .in_shapes = {h_shape2(65535 * 16 + 37, 2), h_shape2(2, 3)},
+            .lo = -1, .hi = 1, .atol = 1e-5, .rtol = 1e-5, .seed = 5,
+        };
+        h_compare_op(gpu, cpu, &c);
+    }
+    use_matmul_variant(own);
+}
+
 Test(kernels, bias_add_awkward_shapes) {
     for (size_t s = 0; s < AWKWARD_COUNT; s++) {
         h_op_case c = {

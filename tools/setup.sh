@@ -8,7 +8,7 @@
 #
 #   build  compiler, meson, glslc and the Vulkan headers
 #   run    the Vulkan loader and lavapipe (a Vulkan device that needs no GPU)
-#   test   build + run + Criterion and the Khronos validation layer
+#   test   build + run + Criterion, the Khronos validation layer and clang
 #   data   the Fashion-MNIST data set the samples train on
 #   all    build + run + test + data
 #   perf   optional comparison libraries for benchmarks; never part of "all"
@@ -21,7 +21,8 @@ set -euo pipefail
 build_packages=(meson ninja-build pkg-config gcc libc6-dev glslc spirv-tools
                 libvulkan-dev libvulkan-volk-dev zlib1g-dev libstb-dev)
 run_packages=(libvulkan1 mesa-vulkan-drivers)
-test_packages=(libcriterion-dev vulkan-validationlayers)
+# clang and its runtimes (libFuzzer) build the fuzz targets (tools/fuzz.sh).
+test_packages=(libcriterion-dev vulkan-validationlayers clang libclang-rt-14-dev)
 data_packages=(dataset-fashion-mnist)
 perf_packages=(libopenblas-dev python3-numpy python3-torch)
 

@@ -46,6 +46,11 @@ typedef struct vkt_block {
     struct vkt_range *free_ranges;
     uint32_t free_count, free_capacity;
     uint64_t bytes_used;
+    /* Memory the caller owns (an engine's VkBuffer, vkt_tensor_wrap_vulkan):
+     * not in ctx->blocks and never allocated from; vkt_memory_free hands it
+     * back to the backend's block_destroy, which releases the block itself
+     * when its last tensor goes. */
+    bool borrowed;
 } vkt_block;
 
 typedef struct vkt_range {

@@ -131,6 +131,10 @@ vkt_result vkt_memory_alloc_arena(vkt_context *ctx, uint64_t bytes, vkt_view *ou
 void vkt_memory_free(vkt_context *ctx, const vkt_view *view) {
     if (!view->block)
         return;
+    if (view->block->borrowed) {
+        ctx->ops->block_destroy(ctx, view->block);
+        return;
+    }
     uint64_t aligned = align_up(view->bytes ? view->bytes : 1, ctx->alignment);
     if (block_give_back(view->block, view->offset, aligned) != VKT_OK)
         vkt_log(ctx, VKT_LOG_WARNING, "free-range list full; %llu bytes unusable until destroy",

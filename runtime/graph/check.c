@@ -89,6 +89,42 @@ static vkt_result check_node(vkt_context *cpu, const vkt_node *n, host_copy *cop
     return r;
 }
 
+static bool all_finite(const float *x, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!isfinite(x[i]))
+            return false;
+    return true;
+}
+
+/* Where NaN or Inf began. Nodes run in step order, so the first node that
+ * writes a non-finite value from finite inputs is the origin; a node that
+ * reads one before any node has written one got it from outside the step
+ * (a fed input, or a parameter or state broken by an earlier step). Only
+ * the first of these events is kept. */
+static void note_non_finite(const vkt_node *n, const host_copy *copies, vkt_check_report *report) {
+    uint32_t bad_out = n->nout;
+    for (uint32_t o = 0; o < n->nout && bad_out == n->nout; o++)
+        if (!all_finite(copies[n->nin + o].after, copies[n->nin + o].n))
+            bad_out = o;
+    if (bad_out < n->nout)
+        report->non_finite_nodes++;
+    if (report->non_finite_node[0] || report->non_finite_input[0])
+        return;
+    for (uint32_t k = 0; k < n->nin; k++) {
+        if (!all_finite(copies[k].before, copies[k].n)) {
+            snprintf(report->non_finite_input, sizeof report->non_finite_input, "%s",
+                     n->in[k]->name ? n->in[k]->name : "?");
+            return;
+        }
+    }
+    if (bad_out < n->nout) {
+        snprintf(report->non_finite_node, sizeof report->non_finite_node, "%s", n->name);
+        report->non_finite_op = vkt_op_get(n->op)->name;
+        snprintf(report->non_finite_output, sizeof report->non_finite_output, "%s",
+                 n->out[bad_out]->name ? n->out[bad_out]->name : "?");
+    }
+}
+
 static vkt_result run_checked(vkt_model *m, vkt_context *cpu, const vkt_node *n,
                               vkt_check_report *report) {
     vkt_context *ctx = m->ctx;
@@ -111,6 +147,8 @@ static vkt_result run_checked(vkt_model *m, vkt_context *cpu, const vkt_node *n,
     }
     for (uint32_t o = 0; o < n->nout && r == VKT_OK; o++)
         r = download(ctx, n->out[o], copies[n->nin + o].after);
+    if (r == VKT_OK)
+        note_non_finite(n, copies, report);
     if (r == VKT_OK)
         r = check_node(cpu, n, copies, report);
     for (uint32_t k = 0; k < total; k++) {
@@ -171,5 +209,49 @@ vkt_result vkt_model_check(vkt_model *m, const vkt_feed *feeds, uint32_t feed_co
         return r;
     m->step++;
     *out_report = report;
+    return VKT_OK;
+}
+
+/* A training step in check mode (VKT_CHECK=1): the checked step, then the
+ * verdicts vkt_model_step owes its caller. A kernel that disagrees with the
+ * CPU reference comes first: it may be why NaN appeared. */
+vkt_result model_check_step(vkt_model *m, float *out_loss) {
+    vkt_context *ctx = m->ctx;
+    vkt_check_report report;
+    vkt_result r = model_check(m, &report);
+    if (r != VKT_OK)
+        return r;
+    m->step++; /* every node ran: the weights have changed */
+    unsigned long long step = (unsigned long long)m->step;
+    char origin[256] = "";
+    if (report.non_finite_node[0])
+        snprintf(origin, sizeof origin,
+                 "node '%s' (%s) wrote the first NaN/Inf, into '%s', from finite inputs",
+                 report.non_finite_node, report.non_finite_op, report.non_finite_output);
+    else if (report.non_finite_input[0])
+        snprintf(origin, sizeof origin,
+                 "'%s' held NaN/Inf before the step (a fed input, or a parameter or optimizer "
+                 "state broken by an earlier step)",
+                 report.non_finite_input);
+    if (report.failures)
+        return vkt_error(ctx, VKT_ERROR_CHECK_FAILED,
+                         "step %llu: %u node(s) differ from the CPU reference, first '%s' (%s, "
+                         "max abs error %.3g)%s%s",
+                         step, report.failures, report.entries[0].node, report.entries[0].op,
+                         report.entries[0].max_abs_error, origin[0] ? "; " : "", origin);
+    float loss;
+    r = ctx->ops->read(ctx, &m->values[m->loss].view, &loss, sizeof loss);
+    if (r != VKT_OK)
+        return r;
+    if (out_loss)
+        *out_loss = loss;
+    char value[32];
+    snprintf(value, sizeof value, "%g", (double)loss);
+    if (origin[0] || !isfinite(loss))
+        return vkt_error(ctx, VKT_ERROR_NON_FINITE,
+                         "step %llu (check mode): the loss is %s; %s; the step was applied, so "
+                         "reload the last checkpoint to continue",
+                         step, isnan(loss) ? "NaN" : isinf(loss) ? "infinite" : value,
+                         origin[0] ? origin : "no node wrote NaN/Inf");
     return VKT_OK;
 }

@@ -194,6 +194,8 @@ void vkt_model_destroy(vkt_model *m) {
     vkt_context *ctx = m->ctx;
     if (ctx->ops->wait_idle)
         ctx->ops->wait_idle(ctx);
+    if (m->vulkan_destroy)
+        m->vulkan_destroy(m);
     if (m->train)
         ctx->ops->program_destroy(ctx, m->train);
     if (m->eval)
@@ -261,7 +263,8 @@ static vkt_result read_loss(vkt_model *m, vkt_program *program, const char *what
         *out_loss = loss;
     if (!isfinite(loss))
         return vkt_error(m->ctx, VKT_ERROR_NON_FINITE,
-                         "%s %llu: the loss is %s; run with VKT_CHECK=1 or vkt_model_check to "
+                         "%s %llu: the loss is %s; the step was applied, so reload the last "
+                         "checkpoint and repeat this batch with VKT_CHECK=1 or vkt_model_check to "
                          "find the first node that produced it",
                          what, (unsigned long long)m->step, isnan(loss) ? "NaN" : "infinite");
     return VKT_OK;
@@ -282,23 +285,10 @@ vkt_result vkt_model_step(vkt_model *m, const vkt_feed *feeds, uint32_t feed_cou
         return r;
     optimizer_hyper_values(&m->opt, m->step + 1,
                            m->ctx->ops->program_upload_ptr(m->train, m->input_count));
-    if (check_env()) {
-        vkt_check_report report;
-        r = model_check(m, &report);
-        if (r == VKT_OK && report.failures)
-            r = vkt_error(m->ctx, VKT_ERROR_CHECK_FAILED,
-                          "step %llu: %u node(s) differ from the CPU reference, first '%s' (%s, "
-                          "max abs error %.3g)",
-                          (unsigned long long)m->step + 1, report.failures,
-                          report.entries[0].node, report.entries[0].op,
-                          report.entries[0].max_abs_error);
-        if (r != VKT_OK)
-            return r;
-        m->step++;
-        if (out_loss)
-            return vkt_model_read(m, m->loss, out_loss, 1);
-        return VKT_OK;
-    }
+    if (check_env())
+        return model_check_step(m, out_loss);
+    if (model_profile_due(m))
+        return model_profile_step(m, feeds, feed_count, out_loss);
     r = m->ctx->ops->program_run(m->ctx, m->train);
     if (r != VKT_OK)
         return r;

@@ -24,6 +24,11 @@ struct vkt_model {
     uint64_t step;
     uint64_t planned_bytes, unplanned_bytes, persistent_bytes, parameter_count;
     uint32_t phase_counts[3];
+    /* Recordings into an engine's command buffers and the inputs they read
+     * (runtime/vulkan/vk_external.c), made on first use; the destroy hook
+     * keeps this file free of backend code. */
+    void *vulkan;
+    void (*vulkan_destroy)(vkt_model *m);
 };
 
 /* planner.c: writes each transient var's offset in the arena (by var) and
@@ -33,6 +38,13 @@ vkt_result plan_arena(const vkt_graph *g, uint32_t alignment, uint64_t *offsets,
 
 /* check.c */
 vkt_result model_check(vkt_model *m, vkt_check_report *report);
+/* A vkt_model_step under VKT_CHECK=1. */
+vkt_result model_check_step(vkt_model *m, float *out_loss);
+/* profile.c: VKT_PROFILE (vkt_model_step takes a due step through
+ * model_profile_step, which logs or writes the table). */
+bool model_profile_due(const vkt_model *m);
+vkt_result model_profile_step(vkt_model *m, const vkt_feed *feeds, uint32_t feed_count,
+                              float *out_loss);
 /* model.c: copies the feeds into a program's upload slots. */
 vkt_result model_feed(vkt_model *m, vkt_program *program, const vkt_feed *feeds,
                       uint32_t feed_count, const char *fn);

@@ -127,6 +127,9 @@ typedef struct vkt_vulkan_external {
     void *device;
     void *queue;
     uint32_t queue_family_index;
+    /* VkApplicationInfo::apiVersion the instance was created with
+     * (VK_MAKE_API_VERSION); vktrain needs 1.1. 0: taken to be 1.1. */
+    uint32_t api_version;
     void (*get_instance_proc_addr)(void); /* PFN_vkGetInstanceProcAddr; NULL: the loader's */
 } vkt_vulkan_external;
 
@@ -458,7 +461,10 @@ typedef struct vkt_feed {
 /* One training step: uploads the feeds (every input must be fed), runs
  * forward, loss, backward and the optimizer as one submit of the recorded
  * command buffer, and returns the loss (may be NULL). A NaN or Inf loss
- * returns VKT_ERROR_NON_FINITE naming the step. */
+ * returns VKT_ERROR_NON_FINITE naming the step; the step has been applied by
+ * then (see check mode below for finding the node that produced it). After
+ * VKT_ERROR_DEVICE_LOST every later call that needs the device fails the
+ * same way at once: destroy the context and start again from a checkpoint. */
 VKT_API vkt_result vkt_model_step(vkt_model *model, const vkt_feed *feeds, uint32_t feed_count,
                                   float *out_loss);
 /* Forward only (dropout off, no update) with the evaluation command buffer;
@@ -489,7 +495,19 @@ VKT_API const char *vkt_model_last_error(const vkt_model *model);
 /* Check mode (also VKT_CHECK=1 on every step): runs one training step node by
  * node on the model's device, and runs every node again through the CPU
  * reference on the very same inputs, reporting each node whose output
- * differs beyond tolerance. The step is really taken (weights update). */
+ * differs beyond tolerance. The step is really taken (weights update).
+ *
+ * It also finds where NaN or Inf began: the first node, in step order,
+ * whose output holds a non-finite value although everything it read was
+ * finite (non_finite_node), or, when the first non-finite value was already
+ * there before the step, that value (non_finite_input: a fed input, or a
+ * parameter or optimizer state that an earlier step broke). With VKT_CHECK=1
+ * vkt_model_step then returns VKT_ERROR_NON_FINITE naming it.
+ *
+ * After vkt_model_step reports a non-finite loss the step has been applied,
+ * so the weights hold its NaN or Inf: reload the last checkpoint
+ * (vkt_model_load) and repeat that step's batch with vkt_model_check (or
+ * VKT_CHECK=1) to see which node produced it. */
 typedef struct vkt_check_entry {
     char node[64];
     const char *op;
@@ -499,9 +517,62 @@ typedef struct vkt_check_report {
     uint32_t nodes_checked;
     uint32_t failures; /* entries filled: min(failures, 32) */
     vkt_check_entry entries[32];
+    uint32_t non_finite_nodes;  /* nodes that wrote a NaN or Inf, wherever it came from */
+    char non_finite_node[64];   /* where it began ("" if nowhere) */
+    const char *non_finite_op;  /* that node's op, or NULL */
+    char non_finite_output[64]; /* that node's first non-finite output */
+    char non_finite_input[64];  /* or: the value non-finite before the step ("" if none) */
 } vkt_check_report;
 VKT_API vkt_result vkt_model_check(vkt_model *model, const vkt_feed *feeds, uint32_t feed_count,
                                    vkt_check_report *out_report);
+
+/* Profiling (also VKT_PROFILE=1, see below): runs one training step, really
+ * taken like vkt_model_step, as its own command buffer with a device
+ * timestamp after every barrier and after every dispatch, and reports where
+ * the time went: per node (its dispatches plus the barriers and idle time
+ * just before them, so the nodes' times add up to device_ms), per kernel,
+ * and the share outside kernels (barriers, launches, idle). On the CPU
+ * backend each node is timed with the host clock instead. A queue without
+ * timestamps gives VKT_ERROR_UNSUPPORTED.
+ *
+ * VKT_PROFILE=1 profiles the third step of every model (the first two warm
+ * caches up) and sends the table (vkt_profile_format) to the log callback at
+ * VKT_LOG_INFO, line by line; VKT_PROFILE=<file> appends it to that file. */
+#define VKT_PROFILE_MAX_NODES 256
+#define VKT_PROFILE_MAX_KERNELS 64
+typedef struct vkt_profile_node {
+    char node[64];
+    const char *op;
+    const char *kernel;   /* the first kernel it dispatched ("" on the CPU backend) */
+    uint32_t dispatches;
+    double ms;            /* its dispatches and the gaps (barriers, idle) before them */
+    double kernel_ms;     /* its dispatches alone */
+} vkt_profile_node;
+typedef struct vkt_profile_kernel {
+    const char *kernel;   /* shader name (op name on the CPU backend) */
+    uint32_t dispatches;
+    double ms;
+} vkt_profile_kernel;
+typedef struct vkt_profile_report {
+    bool device_timestamps; /* false: host clock per node (CPU backend) */
+    double wall_ms;         /* host: submit to fence of the profiled step */
+    double device_ms;       /* first to last timestamp: sum of nodes' ms + tail_ms */
+    double kernels_ms;      /* sum of the dispatches' own times */
+    double idle_ms;         /* device_ms - kernels_ms: barriers, launches, idle */
+    double tail_ms;         /* after the last dispatch */
+    uint32_t dispatches, barriers;
+    float loss;             /* the step's loss */
+    uint32_t node_count;    /* nodes in the step; nodes[] holds the first VKT_PROFILE_MAX_NODES */
+    vkt_profile_node nodes[VKT_PROFILE_MAX_NODES];
+    uint32_t kernel_count;  /* kernels[] sorted by time, the slowest first */
+    vkt_profile_kernel kernels[VKT_PROFILE_MAX_KERNELS];
+} vkt_profile_report;
+VKT_API vkt_result vkt_model_profile(vkt_model *model, const vkt_feed *feeds, uint32_t feed_count,
+                                     vkt_profile_report *out_report);
+/* Writes the report as a text table (nodes, kernels, totals) into buf (may
+ * be NULL when size is 0) and returns the length of the whole table, as
+ * snprintf does. */
+VKT_API size_t vkt_profile_format(const vkt_profile_report *report, char *buf, size_t size);
 
 /* ---- Checkpoints ----
  * A checkpoint is a safetensors file (8-byte little-endian header length, a
@@ -562,15 +633,17 @@ typedef struct vkt_checkpoint_info {
 /* Writes the model's parameters, optimizer state, step count, desc->epoch
  * and desc->metadata (desc may be NULL) to `path` as a safetensors file,
  * without changing the model. The file is replaced atomically: written to
- * "<path>.tmp-<pid>", flushed to disk, renamed over path and the directory
- * synced, so a crash at any moment leaves either the old complete file or
- * the new one (a killed writer may leave its temporary file behind). Keys
- * must be non-empty, unique, none of "format", "step", "epoch", and shorter
- * than VKT_CHECKPOINT_KEY_SIZE; values shorter than
+ * "<path>.tmp-<pid>-<n>", flushed to disk, renamed over path and the
+ * directory synced, so a crash at any moment leaves either the old complete
+ * file or the new one (a killed writer may leave its temporary file
+ * behind). Keys must be non-empty, unique, none of "format", "step",
+ * "epoch", and shorter than VKT_CHECKPOINT_KEY_SIZE; values shorter than
  * VKT_CHECKPOINT_VALUE_SIZE; both valid UTF-8; at most
  * VKT_CHECKPOINT_MAX_METADATA - 3 pairs: so vkt_model_load returns them all
- * (VKT_ERROR_INVALID_ARGUMENT otherwise). A file system error gives
- * VKT_ERROR_IO naming the path and the system's reason. */
+ * (VKT_ERROR_INVALID_ARGUMENT otherwise). A model two of whose tensors
+ * share a name (names are cut at 63 bytes) can be neither saved nor loaded
+ * (VKT_ERROR_INVALID_ARGUMENT). A file system error gives VKT_ERROR_IO
+ * naming the path and the system's reason. */
 VKT_API vkt_result vkt_model_save(vkt_model *model, const char *path,
                                   const vkt_checkpoint_desc *desc);
 
@@ -638,14 +711,15 @@ VKT_API const char *vkt_checkpoint_info_find(const vkt_checkpoint_info *info, co
  *   anything malformed or truncated (including a damaged gzip stream, image
  *   and label counts that differ, a label not below the class count). The
  *   message names the file and the byte offset at fault; for a gzip'd file
- *   the offset counts decompressed bytes.
+ *   the offset counts decompressed bytes (for damage inside the compressed
+ *   stream it is where decompression failed, within 64 KiB of the fault).
  */
 
 /* Up to 3 sample dimensions, so a batch (B, sample dims...) fits a tensor. */
 #define VKT_MAX_SAMPLE_DIMS (VKT_MAX_DIMS - 1)
 
-/* Per-pixel mean and standard deviation of the Fashion-MNIST training
- * images scaled to [0, 1]: pass them as mean/std to standardise. */
+/* Mean and standard deviation over all pixels of the Fashion-MNIST
+ * training images scaled to [0, 1]: pass them as mean/std to standardise. */
 #define VKT_FASHION_MNIST_MEAN 0.28604060f
 #define VKT_FASHION_MNIST_STD 0.35302424f
 

@@ -8,6 +8,9 @@
 
 typedef enum vkt_kernel {
     VKT_KERNEL_MATMUL,             /* shaders/matmul.comp */
+    VKT_KERNEL_MATMUL_REG,         /* shaders/matmul_reg.comp */
+    VKT_KERNEL_MATMUL_REG_SSBO,    /* shaders/matmul_reg_ssbo.comp */
+    VKT_KERNEL_MATMUL_TILED,       /* shaders/matmul_tiled.comp */
     VKT_KERNEL_BIAS_ADD,           /* shaders/bias_add.comp */
     VKT_KERNEL_COLUMN_SUM,         /* shaders/column_sum.comp */
     VKT_KERNEL_ELEMENTWISE_BINARY, /* shaders/elementwise_binary.comp */
@@ -33,8 +36,11 @@ typedef enum vkt_kernel {
     VKT_KERNEL_REDUCE_SUM,         /* shaders/reduce_sum.comp */
     /* convolution and pooling kernels */
     VKT_KERNEL_CONV2D_FWD,         /* shaders/conv2d_fwd.comp */
+    VKT_KERNEL_CONV2D_FWD_SUBGROUP, /* shaders/conv2d_fwd_subgroup.comp */
     VKT_KERNEL_CONV2D_BWD_INPUT,   /* shaders/conv2d_bwd_input.comp */
+    VKT_KERNEL_CONV2D_BWD_INPUT_SUBGROUP, /* shaders/conv2d_bwd_input_subgroup.comp */
     VKT_KERNEL_CONV2D_BWD_WEIGHT,  /* shaders/conv2d_bwd_weight.comp */
+    VKT_KERNEL_CONV2D_BWD_WEIGHT_SUBGROUP, /* shaders/conv2d_bwd_weight_subgroup.comp */
     VKT_KERNEL_CONV2D_BWD_BIAS,    /* shaders/conv2d_bwd_bias.comp */
     VKT_KERNEL_MAXPOOL2D_FWD,      /* shaders/maxpool2d_fwd.comp */
     VKT_KERNEL_MAXPOOL2D_BWD,      /* shaders/maxpool2d_bwd.comp */
@@ -50,17 +56,39 @@ typedef enum vkt_kernel {
 
 /* Specialization constant 0 is always the workgroup's local_size_x. */
 
-/* matmul: C (M, N) = op(A) op(B) [+ C]. Element (m, k) of op(A) is at
- * a[m * a_stride_m + k * a_stride_k]; likewise for B. */
+/* matmul_*: C (M, N) = op(A) op(B) [+ C] [+ bias], [ReLU]. Element (m, k) of
+ * op(A) is at a[m * a_stride_m + k * a_stride_k]; likewise for B. Bindings:
+ * 0 A, 1 B, 2 bias (N; any readable view when unused), 3 C. */
 typedef struct vkt_matmul_push {
     uint32_t m, n, k;
     uint32_t a_stride_m, a_stride_k;
     uint32_t b_stride_k, b_stride_n;
-    uint32_t accumulate;
+    uint32_t flags; /* VKT_MATMUL_FLAG_* */
 } vkt_matmul_push;
-_Static_assert(sizeof(vkt_matmul_push) == 32, "mirror in shaders/matmul.comp");
-/* spec: 0 local_size_x, 1 local_size_y, 2 TM rows per invocation,
- * 3 TN columns per invocation */
+_Static_assert(sizeof(vkt_matmul_push) == 32, "mirror in shaders/matmul*.comp");
+/* The epilogue, in this order: C_old added, bias added, ReLU. */
+enum { VKT_MATMUL_FLAG_ACCUMULATE = 1, VKT_MATMUL_FLAG_BIAS = 2, VKT_MATMUL_FLAG_RELU = 4 };
+/* The matmul kernels, chosen per device (vkt_tuning.matmul_variant). */
+enum {
+    VKT_MATMUL_SIMPLE = 0, /* matmul: scalar loads, any layout, any device */
+    VKT_MATMUL_REG = 1,    /* matmul_reg: CPU devices; texel-buffer loads */
+    VKT_MATMUL_REG_SSBO = 2, /* matmul_reg_ssbo: as REG with vec4 storage-buffer loads */
+    VKT_MATMUL_TILED = 3,  /* matmul_tiled: GPUs; shared-memory tiles */
+    VKT_MATMUL_VARIANT_COUNT
+};
+/* matmul spec: 0 local_size_x, 1 local_size_y, 2 TM rows per invocation,
+ * 3 TN columns per invocation.
+ * matmul_reg, matmul_reg_ssbo spec: 0 local_size_x, 1 local_size_y,
+ * 2 TRANS_A, 3 TRANS_B, 4 A_MOD, 5 B_MOD (the operand's contiguous length
+ * mod 4: it is read 4 floats at a time along it; 4: one float at a time),
+ * 6 the push constant's flags, 7 VEC_C (N % 4 == 0: C stored 4 floats at a
+ * time), 8 K_MOD (K % 4). The block per invocation is fixed at compile
+ * time: */
+#define VKT_MATMUL_REG_TM 16
+#define VKT_MATMUL_REG_TN 8
+/* matmul_tiled spec: 0 local_size_x, 1 local_size_y, 2 TM, 3 TN, 4 BK: each
+ * workgroup computes (local_size_y TM) x (local_size_x TN) outputs, staging
+ * BK-deep slices of A and B in shared memory. */
 
 /* bias_add: out (rows, cols) = x + bias (cols). */
 typedef struct vkt_bias_push {
@@ -128,11 +156,13 @@ typedef struct vkt_conv2d_push {
     uint32_t kernel_h, kernel_w;
     uint32_t stride, pad;
 } vkt_conv2d_push;
-_Static_assert(sizeof(vkt_conv2d_push) == 44, "mirror in shaders/conv2d_*.comp");
-/* conv2d_fwd, conv2d_bwd_input spec: 0 local_size_x, 1 local_size_y,
- * 2 TM channels, 3 TN pixels per invocation. conv2d_bwd_weight spec:
- * 0 local_size_x, 1 TM output channels, 2 TN input channels, 3 batch items
- * per unit of work. conv2d_bwd_bias spec: 0 local_size_x. */
+_Static_assert(sizeof(vkt_conv2d_push) == 44, "mirror in shaders/conv2d_*.comp, conv2d_*.glsl");
+/* conv2d_fwd*, conv2d_bwd_input*, conv2d_bwd_weight_subgroup spec:
+ * 0 local_size_x, 1 TM channels per workgroup, 2 TN pixels (dw columns)
+ * per invocation, 3 SG invocations sharing loads (1 in the plain kernels).
+ * conv2d_bwd_weight spec: 0 local_size_x, 1 TM output channels, 2 TN input
+ * channels, 3 batch items per unit of work. conv2d_bwd_bias spec:
+ * 0 local_size_x. */
 
 /* maxpool2d_*, avgpool2d_*: planes = batch * channels images of
  * (in_h, in_w) pooled to (out_h, out_w). */
@@ -142,6 +172,8 @@ typedef struct vkt_pool2d_push {
     uint32_t kernel, stride;
 } vkt_pool2d_push;
 _Static_assert(sizeof(vkt_pool2d_push) == 28, "mirror in shaders/*pool2d_*.comp");
+/* pool spec: 0 local_size_x; maxpool2d_bwd 1: one invocation per window
+ * (needs stride >= kernel) instead of per dx element. */
 /* optimizer push constants */
 /* sgd: one step of torch.optim.SGD over n parameters; lr, t and the
  * gradient scale come from the hyper buffer. Booleans are 0 or 1. */

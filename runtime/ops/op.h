@@ -13,6 +13,8 @@
 
 typedef enum vkt_op {
     VKT_OP_MATMUL,
+    VKT_OP_MATMUL_BIAS, /* in {A, B, bias (N)} out {C (M, N)}: C = op(A) op(B) + bias, then
+                         * max(., 0) if p.matmul.relu; p.matmul as VKT_OP_MATMUL */
     VKT_OP_BIAS_ADD,
     VKT_OP_COLUMN_SUM,
     VKT_OP_ADD,
@@ -63,6 +65,7 @@ typedef enum vkt_op {
 typedef union vkt_op_params {
     struct {
         bool transpose_a, transpose_b, accumulate;
+        bool relu; /* VKT_OP_MATMUL_BIAS only: ReLU after the bias */
     } matmul;
     struct {
         bool accumulate;
@@ -138,20 +141,35 @@ typedef struct vkt_recorder vkt_recorder;
 typedef struct vkt_tuning {
     uint32_t subgroup_size;
     uint32_t workgroup_1d;  /* elementwise kernels */
+    uint32_t matmul_variant;           /* VKT_MATMUL_*: which kernel the matmul ops run */
     uint32_t matmul_wg_x, matmul_wg_y; /* invocations per workgroup */
-    uint32_t matmul_tm, matmul_tn;     /* outputs per invocation (rows, cols) */
+    uint32_t matmul_tm, matmul_tn;     /* outputs per invocation (rows, cols); not REG */
+    uint32_t matmul_tile_k;            /* TILED: K slice staged in shared memory */
+    uint32_t matmul_vec4;              /* REG: read operands 4 floats at a time (else 1) */
     uint32_t reduce_wg;               /* column-sum workgroup */
-    uint32_t conv_wg_x, conv_wg_y; /* conv2d forward and input gradient: pixels x channels */
-    uint32_t conv_tm, conv_tn;     /* channels, pixels per invocation; dw: K and C tile */
-    uint32_t conv_reduce_wg;       /* conv2d weight and bias gradient: split-sum workgroup */
-    uint32_t conv_batch_chunk;     /* conv2d weight gradient: batch items per work unit */
+    /* conv2d: the implicit-GEMM kernels (forward, input gradient, and the
+     * weight gradient's subgroup kernel) give a workgroup of conv_wg
+     * invocations conv_tm channels and each invocation conv_tn pixels;
+     * conv_subgroup > 0 selects their variants where that many invocations
+     * share loads through subgroup shuffles (CPU devices). The plain
+     * weight gradient gives a conv_reduce_wg workgroup a conv_dw_tile
+     * square block and work units of conv_batch_chunk images; the bias
+     * gradient uses conv_reduce_wg too. */
+    uint32_t conv_wg, conv_tm, conv_tn, conv_subgroup;
+    uint32_t conv_reduce_wg, conv_dw_tile, conv_batch_chunk;
 } vkt_tuning;
 
 const vkt_tuning *vkt_recorder_tuning(const vkt_recorder *rec);
 
 /* One kernel dispatch. views[i] is bound at binding i; bit i of write_mask
  * says the kernel writes binding i (the recorder uses this to place only the
- * barriers that are needed). */
+ * barriers that are needed). Bindings are storage buffers, except where bit
+ * i of texel_mask is set: a read-only uniform texel buffer (GLSL
+ * samplerBuffer), viewed as R32G32B32A32_SFLOAT where bit i of
+ * texel_vec4_mask is set (texelFetch gives 4 consecutive floats; the view
+ * must start 16-byte aligned) and R32_SFLOAT otherwise. Texel bindings need
+ * vkt_recorder_texel_ok first: CPU drivers fetch texels with vector gathers
+ * where they load storage buffers lane by lane. */
 typedef struct vkt_dispatch {
     vkt_kernel kernel;
     const uint32_t *spec; /* specialization constants 0..spec_count-1 */
@@ -159,12 +177,17 @@ typedef struct vkt_dispatch {
     const vkt_view *views[VKT_NODE_MAX_IN + VKT_NODE_MAX_OUT];
     uint32_t view_count;
     uint32_t write_mask;
+    uint32_t texel_mask, texel_vec4_mask;
     const void *push;
     uint32_t push_size;
     uint32_t groups[3];
 } vkt_dispatch;
 
 void vkt_record_dispatch(vkt_recorder *rec, const vkt_dispatch *dispatch);
+/* Whether `view` can be bound as a uniform texel buffer of R32G32B32A32
+ * (vec4) or R32 texels on this device: format support, the offset
+ * alignment and maxTexelBufferElements. */
+bool vkt_recorder_texel_ok(const vkt_recorder *rec, const vkt_view *view, bool vec4);
 
 typedef struct vkt_op_def {
     const char *name;
@@ -181,7 +204,15 @@ typedef struct vkt_op_def {
 const vkt_op_def *vkt_op_get(vkt_op op);
 
 /* Op definitions, one per op family file. */
-extern const vkt_op_def vkt_op_matmul_def;
+extern const vkt_op_def vkt_op_matmul_def, vkt_op_matmul_bias_def;
+/* Records C (M, N) = op(A) op(B) with the device's fastest matmul kernel, for
+ * ops that compute a matmul on raw views (im2col convolutions): flags are
+ * VKT_MATMUL_FLAG_*, bias (N floats) is read with VKT_MATMUL_FLAG_BIAS and
+ * may be NULL otherwise. Element (m, k) of op(A) is at a[m * K + k], or at
+ * a[k * M + m] with transpose_a; likewise for B. */
+void vkt_record_matmul(vkt_recorder *rec, const vkt_view *a, const vkt_view *b,
+                       const vkt_view *bias, const vkt_view *c, uint32_t M, uint32_t N,
+                       uint32_t K, bool transpose_a, bool transpose_b, uint32_t flags);
 extern const vkt_op_def vkt_op_bias_add_def, vkt_op_column_sum_def;
 extern const vkt_op_def vkt_op_add_def, vkt_op_sub_def, vkt_op_mul_def;
 extern const vkt_op_def vkt_op_scale_def, vkt_op_fill_def;

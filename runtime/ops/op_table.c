@@ -3,6 +3,7 @@
 
 static const vkt_op_def *const op_table[VKT_OP_COUNT] = {
     [VKT_OP_MATMUL] = &vkt_op_matmul_def,
+    [VKT_OP_MATMUL_BIAS] = &vkt_op_matmul_bias_def,
     [VKT_OP_BIAS_ADD] = &vkt_op_bias_add_def,
     [VKT_OP_COLUMN_SUM] = &vkt_op_column_sum_def,
     [VKT_OP_ADD] = &vkt_op_add_def,

@@ -3,6 +3,7 @@
 #include "vk_internal.h"
 
 #include <ctype.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,14 +20,22 @@ vkt_result vk_check(vkt_context *ctx, VkResult result, const char *what) {
     case VK_ERROR_OUT_OF_POOL_MEMORY:
         return vkt_error(ctx, VKT_ERROR_OUT_OF_DEVICE_MEMORY, "%s: out of device memory", what);
     case VK_ERROR_DEVICE_LOST:
+        vk_mark_lost(ctx);
         return vkt_error(ctx, VKT_ERROR_DEVICE_LOST, "%s: the device was lost", what);
     default:
         return vkt_error(ctx, VKT_ERROR_VULKAN, "%s failed with VkResult %d", what, (int)result);
     }
 }
 
-/* volk's loader handle is process-wide, but it only holds the loader's
- * vkGetInstanceProcAddr; every context keeps its own device table. */
+/* volk's loader handle and instance-level function pointers are
+ * process-wide (every context keeps its own device table). Creating and
+ * destroying contexts takes this lock so contexts made on different threads
+ * never race on them. */
+static pthread_mutex_t volk_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void vk_global_lock(void) { pthread_mutex_lock(&volk_lock); }
+void vk_global_unlock(void) { pthread_mutex_unlock(&volk_lock); }
+
 vkt_result vk_loader_init(vkt_context *ctx) {
     if (volkGetInstanceVersion() != 0)
         return VKT_OK;
@@ -341,6 +350,7 @@ vkt_result vkt_device_list(uint32_t *inout_count, vkt_device_info *out_infos,
     vkt_context scratch = {0}; /* only carries the error message */
     if (!inout_count)
         return vkt_error(NULL, VKT_ERROR_INVALID_ARGUMENT, "vkt_device_list: inout_count is NULL");
+    vk_global_lock();
     vkt_result r = vk_loader_init(&scratch);
     VkInstance instance = VK_NULL_HANDLE;
     VkDebugUtilsMessengerEXT messenger;
@@ -366,6 +376,7 @@ vkt_result vkt_device_list(uint32_t *inout_count, vkt_device_info *out_infos,
     free(infos);
     if (instance)
         vkDestroyInstance(instance, NULL);
+    vk_global_unlock();
     if (r != VKT_OK)
         vkt_error(NULL, r, "vkt_device_list: %s", scratch.error);
     return r;

@@ -6,6 +6,15 @@
 SPIRV(matmul)
 #include "matmul.spv.h"
 ;
+SPIRV(matmul_reg)
+#include "matmul_reg.spv.h"
+;
+SPIRV(matmul_reg_ssbo)
+#include "matmul_reg_ssbo.spv.h"
+;
+SPIRV(matmul_tiled)
+#include "matmul_tiled.spv.h"
+;
 SPIRV(bias_add)
 #include "bias_add.spv.h"
 ;
@@ -75,11 +84,20 @@ SPIRV(reduce_sum)
 SPIRV(conv2d_fwd)
 #include "conv2d_fwd.spv.h"
 ;
+SPIRV(conv2d_fwd_subgroup)
+#include "conv2d_fwd_subgroup.spv.h"
+;
 SPIRV(conv2d_bwd_input)
 #include "conv2d_bwd_input.spv.h"
 ;
+SPIRV(conv2d_bwd_input_subgroup)
+#include "conv2d_bwd_input_subgroup.spv.h"
+;
 SPIRV(conv2d_bwd_weight)
 #include "conv2d_bwd_weight.spv.h"
+;
+SPIRV(conv2d_bwd_weight_subgroup)
+#include "conv2d_bwd_weight_subgroup.spv.h"
 ;
 SPIRV(conv2d_bwd_bias)
 #include "conv2d_bwd_bias.spv.h"
@@ -119,6 +137,9 @@ typedef struct kernel_source {
 #define KERNEL(id, name) [id] = {#name, name##_spv, sizeof name##_spv}
 static const kernel_source kernels[VKT_KERNEL_COUNT] = {
     KERNEL(VKT_KERNEL_MATMUL, matmul),
+    KERNEL(VKT_KERNEL_MATMUL_REG, matmul_reg),
+    KERNEL(VKT_KERNEL_MATMUL_REG_SSBO, matmul_reg_ssbo),
+    KERNEL(VKT_KERNEL_MATMUL_TILED, matmul_tiled),
     KERNEL(VKT_KERNEL_BIAS_ADD, bias_add),
     KERNEL(VKT_KERNEL_COLUMN_SUM, column_sum),
     KERNEL(VKT_KERNEL_ELEMENTWISE_BINARY, elementwise_binary),
@@ -144,8 +165,11 @@ static const kernel_source kernels[VKT_KERNEL_COUNT] = {
     KERNEL(VKT_KERNEL_REDUCE_SUM, reduce_sum),
     /* convolution and pooling kernels */
     KERNEL(VKT_KERNEL_CONV2D_FWD, conv2d_fwd),
+    KERNEL(VKT_KERNEL_CONV2D_FWD_SUBGROUP, conv2d_fwd_subgroup),
     KERNEL(VKT_KERNEL_CONV2D_BWD_INPUT, conv2d_bwd_input),
+    KERNEL(VKT_KERNEL_CONV2D_BWD_INPUT_SUBGROUP, conv2d_bwd_input_subgroup),
     KERNEL(VKT_KERNEL_CONV2D_BWD_WEIGHT, conv2d_bwd_weight),
+    KERNEL(VKT_KERNEL_CONV2D_BWD_WEIGHT_SUBGROUP, conv2d_bwd_weight_subgroup),
     KERNEL(VKT_KERNEL_CONV2D_BWD_BIAS, conv2d_bwd_bias),
     KERNEL(VKT_KERNEL_MAXPOOL2D_FWD, maxpool2d_fwd),
     KERNEL(VKT_KERNEL_MAXPOOL2D_BWD, maxpool2d_bwd),

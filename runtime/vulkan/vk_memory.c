@@ -39,12 +39,12 @@ vkt_result vk_buffer_create(vkt_context *ctx, uint64_t size, VkBufferUsageFlags 
     vkt_result r = vk_find_memory_type(ctx, req.memoryTypeBits, want, &type);
     VkDeviceMemory memory = VK_NULL_HANDLE;
     if (r == VKT_OK) {
-        VkResult vr = vk->vk.vkAllocateMemory(vk->device,
+        VkResult vr = VK_FAULT(ALLOCATION, vk->vk.vkAllocateMemory(vk->device,
                                               &(VkMemoryAllocateInfo){
                                                   .sType = VK_STRUCTURE_TYPE_MEMORY_ALLOCATE_INFO,
                                                   .allocationSize = req.size,
                                                   .memoryTypeIndex = type},
-                                              NULL, &memory);
+                                              NULL, &memory));
         r = vk_check(ctx, vr, "vkAllocateMemory");
     }
     if (r == VKT_OK)
@@ -65,11 +65,14 @@ vkt_result vk_block_create(vkt_context *ctx, uint64_t size, vkt_block *block) {
     vk_block *b = calloc(1, sizeof *b);
     if (!b)
         return vkt_error(ctx, VKT_ERROR_OUT_OF_HOST_MEMORY, "out of host memory");
-    vkt_result r = vk_buffer_create(ctx, size,
-                                    VK_BUFFER_USAGE_STORAGE_BUFFER_BIT |
-                                        VK_BUFFER_USAGE_TRANSFER_SRC_BIT |
-                                        VK_BUFFER_USAGE_TRANSFER_DST_BIT,
-                                    VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT, &b->buffer, &b->memory);
+    /* Texel usage lets kernels read tensors through buffer views
+     * (vkt_dispatch.texel_mask). */
+    VkBufferUsageFlags usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT |
+                               VK_BUFFER_USAGE_TRANSFER_SRC_BIT | VK_BUFFER_USAGE_TRANSFER_DST_BIT;
+    if (vk_of(ctx)->texel_buffers)
+        usage |= VK_BUFFER_USAGE_UNIFORM_TEXEL_BUFFER_BIT;
+    vkt_result r = vk_buffer_create(ctx, size, usage, VK_MEMORY_PROPERTY_DEVICE_LOCAL_BIT,
+                                    &b->buffer, &b->memory);
     if (r != VKT_OK) {
         free(b);
         return r;
@@ -79,6 +82,10 @@ vkt_result vk_block_create(vkt_context *ctx, uint64_t size, vkt_block *block) {
 }
 
 void vk_block_destroy(vkt_context *ctx, vkt_block *block) {
+    if (block->borrowed) { /* the engine's buffer: never ours to destroy */
+        vk_borrowed_release(ctx, block);
+        return;
+    }
     vk_state *vk = vk_of(ctx);
     vk_block *b = block->backend_data;
     vk->vk.vkDestroyBuffer(vk->device, b->buffer, NULL);

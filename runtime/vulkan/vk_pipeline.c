@@ -7,8 +7,8 @@
 #include <string.h>
 
 /* Every kernel has one descriptor set of storage buffers (inputs first, then
- * outputs) and up to 128 bytes of push constants, the minimum every device
- * guarantees. */
+ * outputs; some kernels read inputs as uniform texel buffers instead) and up
+ * to 128 bytes of push constants, the minimum every device guarantees. */
 #define PUSH_CONSTANT_BYTES 128
 
 vkt_result vk_pipelines_init(vkt_context *ctx) {
@@ -48,6 +48,75 @@ vkt_result vk_pipelines_init(vkt_context *ctx) {
     return VKT_OK;
 }
 
+static vkt_result layout_create(vkt_context *ctx, uint32_t count, uint32_t texel_mask,
+                                VkDescriptorSetLayout *out_set, VkPipelineLayout *out_layout) {
+    vk_state *vk = vk_of(ctx);
+    VkDescriptorSetLayoutBinding bindings[VK_MAX_BINDINGS];
+    for (uint32_t i = 0; i < count; i++)
+        bindings[i] = (VkDescriptorSetLayoutBinding){
+            .binding = i,
+            .descriptorType = (texel_mask >> i) & 1 ? VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER
+                                                    : VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+            .descriptorCount = 1,
+            .stageFlags = VK_SHADER_STAGE_COMPUTE_BIT,
+        };
+    VK_TRY(ctx, vk->vk.vkCreateDescriptorSetLayout(
+                    vk->device,
+                    &(VkDescriptorSetLayoutCreateInfo){
+                        .sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO,
+                        .bindingCount = count,
+                        .pBindings = bindings},
+                    NULL, out_set));
+    VK_TRY(ctx, vk->vk.vkCreatePipelineLayout(
+                    vk->device,
+                    &(VkPipelineLayoutCreateInfo){
+                        .sType = VK_STRUCTURE_TYPE_PIPELINE_LAYOUT_CREATE_INFO,
+                        .setLayoutCount = 1,
+                        .pSetLayouts = out_set,
+                        .pushConstantRangeCount = 1,
+                        .pPushConstantRanges = &(VkPushConstantRange){
+                            .stageFlags = VK_SHADER_STAGE_COMPUTE_BIT,
+                            .size = PUSH_CONSTANT_BYTES}},
+                    NULL, out_layout));
+    return VKT_OK;
+}
+
+vkt_result vk_layout_get(vkt_context *ctx, uint32_t binding_count, uint32_t texel_mask,
+                         VkDescriptorSetLayout *out_set, VkPipelineLayout *out_layout) {
+    vk_state *vk = vk_of(ctx);
+    VKT_ASSERT(binding_count >= 1 && binding_count <= VK_MAX_BINDINGS);
+    texel_mask &= (1u << binding_count) - 1;
+    if (!texel_mask) {
+        *out_set = vk->set_layouts[binding_count];
+        *out_layout = vk->pipeline_layouts[binding_count];
+        return VKT_OK;
+    }
+    for (uint32_t i = 0; i < vk->texel_layout_count; i++) {
+        const vk_texel_layout *l = &vk->texel_layouts[i];
+        if (l->binding_count == binding_count && l->texel_mask == texel_mask) {
+            *out_set = l->set;
+            *out_layout = l->pipeline;
+            return VKT_OK;
+        }
+    }
+    /* A handful of kernels use texel buffers, each with one mask. */
+    if (vk->texel_layout_count == VK_MAX_TEXEL_LAYOUTS)
+        return vkt_error(ctx, VKT_ERROR_UNSUPPORTED, "more than %d texel-buffer layouts",
+                         VK_MAX_TEXEL_LAYOUTS);
+    vk_texel_layout *l = &vk->texel_layouts[vk->texel_layout_count];
+    *l = (vk_texel_layout){.binding_count = binding_count, .texel_mask = texel_mask};
+    vkt_result r = layout_create(ctx, binding_count, texel_mask, &l->set, &l->pipeline);
+    if (r != VKT_OK) {
+        if (l->set)
+            vk->vk.vkDestroyDescriptorSetLayout(vk->device, l->set, NULL);
+        return r;
+    }
+    vk->texel_layout_count++;
+    *out_set = l->set;
+    *out_layout = l->pipeline;
+    return VKT_OK;
+}
+
 void vk_pipelines_destroy(vk_state *vk) {
     for (uint32_t i = 0; i < vk->pipeline_count; i++)
         vk->vk.vkDestroyPipeline(vk->device, vk->pipelines[i].pipeline, NULL);
@@ -63,6 +132,11 @@ void vk_pipelines_destroy(vk_state *vk) {
         if (vk->set_layouts[n])
             vk->vk.vkDestroyDescriptorSetLayout(vk->device, vk->set_layouts[n], NULL);
     }
+    for (uint32_t i = 0; i < vk->texel_layout_count; i++) {
+        vk->vk.vkDestroyPipelineLayout(vk->device, vk->texel_layouts[i].pipeline, NULL);
+        vk->vk.vkDestroyDescriptorSetLayout(vk->device, vk->texel_layouts[i].set, NULL);
+    }
+    vk->texel_layout_count = 0;
     if (vk->pipeline_cache)
         vk->vk.vkDestroyPipelineCache(vk->device, vk->pipeline_cache, NULL);
 }
@@ -73,12 +147,12 @@ static vkt_result module_get(vkt_context *ctx, vkt_kernel kernel, VkShaderModule
         size_t bytes;
         const char *name;
         const uint32_t *words = vk_kernel_spirv(kernel, &bytes, &name);
-        VkResult vr = vk->vk.vkCreateShaderModule(
+        VkResult vr = VK_FAULT(PIPELINE, vk->vk.vkCreateShaderModule(
             vk->device,
             &(VkShaderModuleCreateInfo){.sType = VK_STRUCTURE_TYPE_SHADER_MODULE_CREATE_INFO,
                                         .codeSize = bytes,
                                         .pCode = words},
-            NULL, &vk->modules[kernel]);
+            NULL, &vk->modules[kernel]));
         if (vr != VK_SUCCESS)
             return vk_check(ctx, vr, name);
     }
@@ -89,13 +163,13 @@ static vkt_result module_get(vkt_context *ctx, vkt_kernel kernel, VkShaderModule
 /* The number of bindings a kernel declares is the number its dispatches
  * bind; a pipeline is made for the layout of its first use. */
 vkt_result vk_pipeline_get(vkt_context *ctx, vkt_kernel kernel, const uint32_t *spec,
-                           uint32_t spec_count, uint32_t binding_count,
+                           uint32_t spec_count, uint32_t binding_count, uint32_t texel_mask,
                            VkPipeline *out_pipeline) {
     vk_state *vk = vk_of(ctx);
     VKT_ASSERT(spec_count <= VK_MAX_SPEC && binding_count >= 1 && binding_count <= VK_MAX_BINDINGS);
     for (uint32_t i = 0; i < vk->pipeline_count; i++) {
         const vk_pipeline *p = &vk->pipelines[i];
-        if (p->kernel == kernel && p->spec_count == spec_count &&
+        if (p->kernel == kernel && p->spec_count == spec_count && p->texel_mask == texel_mask &&
             memcmp(p->spec, spec, spec_count * sizeof *spec) == 0) {
             *out_pipeline = p->pipeline;
             return VKT_OK;
@@ -103,6 +177,10 @@ vkt_result vk_pipeline_get(vkt_context *ctx, vkt_kernel kernel, const uint32_t *
     }
     VkShaderModule module = VK_NULL_HANDLE;
     vkt_result r = module_get(ctx, kernel, &module);
+    VkDescriptorSetLayout set_layout;
+    VkPipelineLayout layout;
+    if (r == VKT_OK)
+        r = vk_layout_get(ctx, binding_count, texel_mask, &set_layout, &layout);
     if (r != VKT_OK)
         return r;
     if (vk->pipeline_count == vk->pipeline_capacity) {
@@ -131,18 +209,20 @@ vkt_result vk_pipeline_get(vkt_context *ctx, vkt_kernel kernel, const uint32_t *
                 .dataSize = spec_count * sizeof(uint32_t),
                 .pData = spec},
         },
-        .layout = vk->pipeline_layouts[binding_count],
+        .layout = layout,
     };
     VkPipeline pipeline;
     size_t bytes;
     const char *name;
     vk_kernel_spirv(kernel, &bytes, &name);
-    VkResult vr = vk->vk.vkCreateComputePipelines(vk->device, vk->pipeline_cache, 1, &info, NULL,
-                                                  &pipeline);
+    VkResult vr = VK_FAULT(PIPELINE, vk->vk.vkCreateComputePipelines(
+                                         vk->device, vk->pipeline_cache, 1, &info, NULL,
+                                         &pipeline));
     if (vr != VK_SUCCESS)
         return vk_check(ctx, vr, name);
     vk_pipeline *p = &vk->pipelines[vk->pipeline_count++];
-    *p = (vk_pipeline){.kernel = kernel, .spec_count = spec_count, .pipeline = pipeline};
+    *p = (vk_pipeline){.kernel = kernel, .spec_count = spec_count, .texel_mask = texel_mask,
+                       .pipeline = pipeline};
     memcpy(p->spec, spec, spec_count * sizeof *spec);
     *out_pipeline = pipeline;
     return VKT_OK;

@@ -9,7 +9,12 @@
  *   barrier (copies -> host reads)
  * The io buffer is host-visible and persistently mapped: the host writes the
  * next batch and hyperparameters there before the submit and reads the loss
- * after the fence. Nothing is allocated or recorded per run. */
+ * after the fence. Nothing is allocated or recorded per run.
+ *
+ * A secondary program (vk_program_create_secondary) holds only the node
+ * dispatches, for an engine to execute inside its own command buffer
+ * (vk_external.c records the barriers and hyperparameters around it). Both
+ * kinds record their nodes through record_nodes. */
 #include "vk_internal.h"
 
 #include <stdlib.h>
@@ -56,6 +61,19 @@ static void copies(vk_state *vk, vkt_program *p, const vkt_view *views, uint32_t
     }
 }
 
+/* Records the nodes' dispatches, with the recorder's minimal barriers
+ * between them, into cmd: the one path for both kinds of program. */
+static vkt_result record_nodes(vkt_context *ctx, VkCommandBuffer cmd, vk_pool_chain *pools,
+                               const vkt_node *const *nodes, size_t count,
+                               vkt_program_stats *stats) {
+    vkt_recorder rec;
+    vk_recorder_begin(&rec, ctx, cmd, pools);
+    for (size_t i = 0; i < count; i++)
+        vkt_op_get(nodes[i]->op)->record(nodes[i], &rec);
+    *stats = (vkt_program_stats){rec.dispatch_count, rec.barrier_count, 1};
+    return vk_recorder_end(&rec);
+}
+
 static vkt_result record(vkt_context *ctx, vkt_program *p, const vkt_program_desc *desc) {
     vk_state *vk = vk_of(ctx);
     VK_TRY(ctx, vk->vk.vkBeginCommandBuffer(
@@ -73,12 +91,7 @@ static vkt_result record(vkt_context *ctx, vkt_program *p, const vkt_program_des
     barrier(vk, p->cmd, VK_PIPELINE_STAGE_TRANSFER_BIT, VK_ACCESS_TRANSFER_WRITE_BIT,
             VK_PIPELINE_STAGE_COMPUTE_SHADER_BIT,
             VK_ACCESS_SHADER_READ_BIT | VK_ACCESS_SHADER_WRITE_BIT);
-    vkt_recorder rec;
-    vk_recorder_begin(&rec, ctx, p->cmd, &p->pools);
-    for (size_t i = 0; i < desc->node_count; i++)
-        vkt_op_get(desc->nodes[i]->op)->record(desc->nodes[i], &rec);
-    p->stats = (vkt_program_stats){rec.dispatch_count, rec.barrier_count, 1};
-    vkt_result r = vk_recorder_end(&rec);
+    vkt_result r = record_nodes(ctx, p->cmd, &p->pools, desc->nodes, desc->node_count, &p->stats);
     if (r != VKT_OK) {
         vk->vk.vkEndCommandBuffer(p->cmd);
         return r;
@@ -178,11 +191,13 @@ const void *vk_program_download_ptr(vkt_program *p, uint32_t index) {
 
 vkt_result vk_program_run(vkt_context *ctx, vkt_program *p) {
     vk_state *vk = vk_of(ctx);
-    VK_TRY(ctx, vk->vk.vkQueueSubmit(vk->queue, 1,
+    if (vk->lost)
+        return vk_lost_error(ctx, "step");
+    VK_TRY(ctx, VK_FAULT(SUBMIT, vk->vk.vkQueueSubmit(vk->queue, 1,
                                      &(VkSubmitInfo){.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO,
                                                      .commandBufferCount = 1,
                                                      .pCommandBuffers = &p->cmd},
-                                     p->fence));
+                                     p->fence)));
     ctx->submits++;
     VkResult vr = vk->vk.vkWaitForFences(vk->device, 1, &p->fence, VK_TRUE, UINT64_MAX);
     vk->vk.vkResetFences(vk->device, 1, &p->fence);
@@ -190,3 +205,50 @@ vkt_result vk_program_run(vkt_context *ctx, vkt_program *p) {
 }
 
 void vk_program_stats(const vkt_program *p, vkt_program_stats *stats) { *stats = p->stats; }
+
+static vkt_result secondary_setup(vkt_context *ctx, vkt_program *p, const vkt_node *const *nodes,
+                                  size_t node_count) {
+    vk_state *vk = vk_of(ctx);
+    VK_TRY(ctx, vk->vk.vkAllocateCommandBuffers(
+                    vk->device,
+                    &(VkCommandBufferAllocateInfo){
+                        .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_ALLOCATE_INFO,
+                        .commandPool = vk->command_pool,
+                        .level = VK_COMMAND_BUFFER_LEVEL_SECONDARY,
+                        .commandBufferCount = 1},
+                    &p->cmd));
+    /* Simultaneous use: an engine may execute it several times in one
+     * primary (several steps per frame) and in primaries of frames still in
+     * flight. No render pass is inherited: these are compute dispatches. */
+    VK_TRY(ctx, vk->vk.vkBeginCommandBuffer(
+                    p->cmd, &(VkCommandBufferBeginInfo){
+                                .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_BEGIN_INFO,
+                                .flags = VK_COMMAND_BUFFER_USAGE_SIMULTANEOUS_USE_BIT,
+                                .pInheritanceInfo = &(VkCommandBufferInheritanceInfo){
+                                    .sType = VK_STRUCTURE_TYPE_COMMAND_BUFFER_INHERITANCE_INFO}}));
+    vkt_result r = record_nodes(ctx, p->cmd, &p->pools, nodes, node_count, &p->stats);
+    p->stats.submits_per_run = 0; /* the engine submits */
+    if (r != VKT_OK) {
+        vk->vk.vkEndCommandBuffer(p->cmd);
+        return r;
+    }
+    VK_TRY(ctx, vk->vk.vkEndCommandBuffer(p->cmd));
+    ctx->programs_recorded++;
+    return VKT_OK;
+}
+
+vkt_result vk_program_create_secondary(vkt_context *ctx, const vkt_node *const *nodes,
+                                       size_t node_count, vkt_program **out_program) {
+    vkt_program *p = calloc(1, sizeof *p);
+    if (!p)
+        return vkt_error(ctx, VKT_ERROR_OUT_OF_HOST_MEMORY, "out of host memory for a program");
+    vkt_result r = secondary_setup(ctx, p, nodes, node_count);
+    if (r != VKT_OK) {
+        program_destroy(ctx, p);
+        return r;
+    }
+    *out_program = p;
+    return VKT_OK;
+}
+
+VkCommandBuffer vk_program_command_buffer(const vkt_program *p) { return p->cmd; }

@@ -6,8 +6,9 @@
  * file, or accepted with entries that really tile the data section; an
  * accepted header, written again by the writer, must parse back the same.
  *
- * Not part of the meson build: it needs only the parser and json.c, no
- * context or device. From the repository root:
+ * Built and run by tools/fuzz.sh (meson -Dfuzz=true, tools/fuzz/meson.build).
+ * It needs only the parser and json.c, no context or device, so it also
+ * builds by hand. From the repository root:
  *   clang -std=c11 -g -O1 -fsanitize=fuzzer,address,undefined \
  *       -fno-sanitize-recover=undefined -D_POSIX_C_SOURCE=200809L -Iruntime/include \
  *       tools/fuzz/fuzz_safetensors.c runtime/graph/safetensors.c runtime/graph/json.c \
