@@ -72,11 +72,15 @@ static vkt_result cpu_program_create(vkt_context *ctx, const vkt_program_desc *d
         free(p);
         return vkt_error(ctx, VKT_ERROR_OUT_OF_HOST_MEMORY, "out of host memory for a program");
     }
-    memcpy(p->nodes, desc->nodes, desc->node_count * sizeof *p->nodes);
+    /* (memcpy from NULL is undefined even for zero bytes) */
+    if (desc->node_count)
+        memcpy(p->nodes, desc->nodes, desc->node_count * sizeof *p->nodes);
     p->node_count = desc->node_count;
-    memcpy(p->views, desc->uploads, desc->upload_count * sizeof *p->views);
-    memcpy(p->views + desc->upload_count, desc->downloads,
-           desc->download_count * sizeof *p->views);
+    if (desc->upload_count)
+        memcpy(p->views, desc->uploads, desc->upload_count * sizeof *p->views);
+    if (desc->download_count)
+        memcpy(p->views + desc->upload_count, desc->downloads,
+               desc->download_count * sizeof *p->views);
     p->upload_count = desc->upload_count;
     *out_program = p;
     return VKT_OK;

@@ -10,6 +10,7 @@
  * which on a GPU charges a dispatch for the drain of work it overlapped. */
 #include "vk_profile.h"
 
+#include "vk_fault.h"
 #include "vk_internal.h"
 
 #include <stdlib.h>
@@ -198,6 +199,8 @@ static vkt_result run_once(vkt_context *ctx, profile_run *run, vkt_node_timings 
 vkt_result vkt_vulkan_time_nodes(vkt_context *ctx, const vkt_node *const *nodes, size_t count,
                                  vkt_node_timings *out) {
     vk_state *vk = vk_of(ctx);
+    if (vk->lost)
+        return vk_lost_error(ctx, "profile");
     if (!vk->timestamps)
         return vkt_error(ctx, VKT_ERROR_UNSUPPORTED,
                          "profiling: the queue of device '%s' does not write timestamps",

@@ -164,6 +164,12 @@ static void track(vkt_recorder *rec, const vkt_view *view, bool write) {
 void vkt_record_dispatch(vkt_recorder *rec, const vkt_dispatch *d) {
     if (rec->status != VKT_OK)
         return;
+    if (d->view_count < 1 || d->view_count > VK_MAX_BINDINGS) { /* an op's bug, not the caller's */
+        rec->status = vkt_error(rec->ctx, VKT_ERROR_INVALID_ARGUMENT,
+                                "kernel %d binds %u buffers (1 to %d allowed)", (int)d->kernel,
+                                d->view_count, VK_MAX_BINDINGS);
+        return;
+    }
     vkt_context *ctx = rec->ctx;
     vk_state *vk = vk_of(ctx);
     VkPipeline pipeline;
@@ -183,7 +189,10 @@ void vkt_record_dispatch(vkt_recorder *rec, const vkt_dispatch *d) {
     VkBufferView texels[VK_MAX_BINDINGS];
     VkWriteDescriptorSet writes[VK_MAX_BINDINGS];
     bool need_barrier = false;
-    for (uint32_t i = 0; i < d->view_count; i++) {
+    /* view_count <= VK_MAX_BINDINGS was checked above; the bound is repeated
+     * so the compiler can see the arrays are never overrun. */
+    uint32_t bindings = d->view_count < VK_MAX_BINDINGS ? d->view_count : VK_MAX_BINDINGS;
+    for (uint32_t i = 0; i < bindings; i++) {
         const vkt_view *v = d->views[i];
         writes[i] = (VkWriteDescriptorSet){.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
                                            .dstSet = set,
