@@ -235,3 +235,23 @@ __attribute__((constructor)) static void keep_vulkan_libraries_mapped(void) {
         dlopen(libraries[i], RTLD_NOW | RTLD_LOCAL | RTLD_NODELETE); /* absent: nothing to keep */
 }
 #endif
+
+#define POOL_SIZE 12
+static h_value pool[POOL_SIZE];
+static uint32_t pool_count;
+
+h_value *h_pool_value(vkt_context *ctx, vkt_shape shape, uint64_t seed, float lo, float hi) {
+    cr_assert_lt(pool_count, POOL_SIZE, "more than %d values in one check", POOL_SIZE);
+    h_value *v = &pool[pool_count++];
+    h_value_alloc(ctx, v, shape);
+    float *data = h_alloc_floats(v->numel);
+    h_random(data, v->numel, seed, lo, hi);
+    h_value_upload(ctx, v, data);
+    free(data);
+    return v;
+}
+
+void h_pool_release(vkt_context *ctx) {
+    while (pool_count)
+        h_value_free(ctx, &pool[--pool_count]);
+}

@@ -63,6 +63,11 @@ typedef struct h_op_case {
 
 void h_compare_op(vkt_context *gpu, vkt_context *cpu, const h_op_case *c);
 
+/* A pool of random-filled values for one check: h_pool_value allocates and
+ * fills one (uniform in [lo, hi) from seed), h_pool_release frees them all. */
+h_value *h_pool_value(vkt_context *ctx, vkt_shape shape, uint64_t seed, float lo, float hi);
+void h_pool_release(vkt_context *ctx);
+
 /* Numerical gradient, in double, of L = sum_j w[j] * out[out_index][j] with
  * respect to input `in_index`, by central differences of step eps, running
  * `node` on the CPU backend (its values must be allocated there). Writes

@@ -457,26 +457,12 @@ static void grad_setup(void) { ref = h_cpu(); }
 static void grad_teardown(void) { h_finish(ref); }
 TestSuite(conv_gradients, .init = grad_setup, .fini = grad_teardown, .timeout = 120);
 
-/* Values of one check; freed together. */
-#define MAX_VALUES 12
-static h_value values[MAX_VALUES];
-static uint32_t value_count;
-
+/* Values of one check come from the harness's pool and are freed together. */
 static h_value *value(vkt_shape shape, uint64_t seed, float lo, float hi) {
-    cr_assert_lt(value_count, MAX_VALUES);
-    h_value *v = &values[value_count++];
-    h_value_alloc(ref, v, shape);
-    float *data = h_alloc_floats(v->numel);
-    h_random(data, v->numel, seed, lo, hi);
-    h_value_upload(ref, v, data);
-    free(data);
-    return v;
+    return h_pool_value(ref, shape, seed, lo, hi);
 }
 
-static void release_values(void) {
-    while (value_count)
-        h_value_free(ref, &values[--value_count]);
-}
+static void release_values(void) { h_pool_release(ref); }
 
 /* Runs a node on the CPU after checking that its output has the shape the
  * op's rule gives: the reference kernels trust their shapes. */
