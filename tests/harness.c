@@ -255,3 +255,34 @@ void h_pool_release(vkt_context *ctx) {
     while (pool_count)
         h_value_free(ctx, &pool[--pool_count]);
 }
+
+void h_node_run_make(h_node_run *r, vkt_context *ctx, vkt_op op, vkt_op_params p, uint32_t nin,
+                     const vkt_shape *in_shapes, const float *const *inputs) {
+    const vkt_op_def *def = vkt_op_get(op);
+    memset(r, 0, sizeof *r);
+    r->node = (vkt_node){.op = op, .name = def->name, .nin = nin, .nout = def->nout, .p = p};
+    for (uint32_t i = 0; i < nin; i++) {
+        h_value_alloc(ctx, &r->v[i], in_shapes[i]);
+        h_value_upload(ctx, &r->v[i], inputs[i]);
+        r->node.in[i] = &r->v[i].value;
+    }
+    vkt_shape out_shapes[VKT_NODE_MAX_OUT];
+    char err[256] = "";
+    cr_assert_eq(def->infer(&r->node, out_shapes, err, sizeof err), VKT_OK, "%s", err);
+    for (uint32_t o = 0; o < def->nout; o++) {
+        h_value_alloc(ctx, &r->v[nin + o], out_shapes[o]);
+        r->node.out[o] = &r->v[nin + o].value;
+    }
+}
+
+float *h_node_run_output(h_node_run *r, vkt_context *ctx, uint32_t o) {
+    h_value *hv = &r->v[r->node.nin + o];
+    float *out = h_alloc_floats(hv->numel);
+    h_value_download(ctx, hv, out);
+    return out;
+}
+
+void h_node_run_free(h_node_run *r, vkt_context *ctx) {
+    for (uint32_t i = 0; i < r->node.nin + r->node.nout; i++)
+        h_value_free(ctx, &r->v[i]);
+}

@@ -63,6 +63,18 @@ typedef struct h_op_case {
 
 void h_compare_op(vkt_context *gpu, vkt_context *cpu, const h_op_case *c);
 
+/* One node on one backend with guard words around every value: make
+ * allocates inputs (filled from inputs[i]) and outputs (shapes from the op's
+ * shape rule); output downloads output o into new memory (free it). */
+typedef struct h_node_run {
+    vkt_node node;
+    h_value v[VKT_NODE_MAX_IN + VKT_NODE_MAX_OUT];
+} h_node_run;
+void h_node_run_make(h_node_run *r, vkt_context *ctx, vkt_op op, vkt_op_params p, uint32_t nin,
+                     const vkt_shape *in_shapes, const float *const *inputs);
+float *h_node_run_output(h_node_run *r, vkt_context *ctx, uint32_t o);
+void h_node_run_free(h_node_run *r, vkt_context *ctx);
+
 /* A pool of random-filled values for one check: h_pool_value allocates and
  * fills one (uniform in [lo, hi) from seed), h_pool_release frees them all. */
 h_value *h_pool_value(vkt_context *ctx, vkt_shape shape, uint64_t seed, float lo, float hi);

@@ -37,42 +37,6 @@ static void init_shapes(void) {
 
 /* ---- one node on one backend, with guard words around every value */
 
-typedef struct run {
-    vkt_node node;
-    h_value v[VKT_NODE_MAX_IN + VKT_NODE_MAX_OUT];
-} run;
-
-static void run_make(run *r, vkt_context *ctx, vkt_op op, vkt_op_params p, uint32_t nin,
-                     const vkt_shape *in_shapes, const float *const *inputs) {
-    const vkt_op_def *def = vkt_op_get(op);
-    memset(r, 0, sizeof *r);
-    r->node = (vkt_node){.op = op, .name = def->name, .nin = nin, .nout = def->nout, .p = p};
-    for (uint32_t i = 0; i < nin; i++) {
-        h_value_alloc(ctx, &r->v[i], in_shapes[i]);
-        h_value_upload(ctx, &r->v[i], inputs[i]);
-        r->node.in[i] = &r->v[i].value;
-    }
-    vkt_shape out_shapes[VKT_NODE_MAX_OUT];
-    char err[256] = "";
-    cr_assert_eq(def->infer(&r->node, out_shapes, err, sizeof err), VKT_OK, "%s", err);
-    for (uint32_t o = 0; o < def->nout; o++) {
-        h_value_alloc(ctx, &r->v[nin + o], out_shapes[o]);
-        r->node.out[o] = &r->v[nin + o].value;
-    }
-}
-
-static float *run_output(run *r, vkt_context *ctx, uint32_t o) {
-    h_value *hv = &r->v[r->node.nin + o];
-    float *out = h_alloc_floats(hv->numel);
-    h_value_download(ctx, hv, out);
-    return out;
-}
-
-static void run_free(run *r, vkt_context *ctx) {
-    for (uint32_t i = 0; i < r->node.nin + r->node.nout; i++)
-        h_value_free(ctx, &r->v[i]);
-}
-
 /* ---- GPU against CPU */
 
 typedef struct pointwise_op {
@@ -210,8 +174,8 @@ static void grad_check(const pointwise_op *op, vkt_shape shape, const float *hyp
     vkt_shape hyper_shape = h_shape1(VKT_HYPER_COUNT);
     vkt_shape fwd_shapes[2] = {shape, hyper_shape};
     const float *fwd_inputs[2] = {x, hyper};
-    run f;
-    run_make(&f, cpu, op->fwd, op->p, hyper ? 2 : 1, fwd_shapes, fwd_inputs);
+    h_node_run f;
+    h_node_run_make(&f, cpu, op->fwd, op->p, hyper ? 2 : 1, fwd_shapes, fwd_inputs);
     h_run(cpu, &f.node);
 
     double *numeric = malloc(n * sizeof(double));
@@ -221,20 +185,20 @@ static void grad_check(const pointwise_op *op, vkt_shape shape, const float *hyp
     for (size_t i = 0; i < n; i++)
         want[i] = (float)numeric[i];
 
-    float *y = run_output(&f, cpu, 0);
+    float *y = h_node_run_output(&f, cpu, 0);
     vkt_shape bwd_shapes[2] = {shape, hyper ? hyper_shape : shape};
     const float *bwd_inputs[2] = {dy, hyper ? hyper : op->bwd_takes_y ? y : x};
-    run b;
-    run_make(&b, cpu, op->bwd, op->p, 2, bwd_shapes, bwd_inputs);
+    h_node_run b;
+    h_node_run_make(&b, cpu, op->bwd, op->p, 2, bwd_shapes, bwd_inputs);
     h_run(cpu, &b.node);
-    float *dx = run_output(&b, cpu, 0);
+    float *dx = h_node_run_output(&b, cpu, 0);
     char what[96];
     snprintf(what, sizeof what, "%s against finite differences of %s",
              vkt_op_get(op->bwd)->name, vkt_op_get(op->fwd)->name);
     h_assert_close(dx, want, n, 2e-4, 1e-3, what);
 
-    run_free(&f, cpu);
-    run_free(&b, cpu);
+    h_node_run_free(&f, cpu);
+    h_node_run_free(&b, cpu);
     free(x), free(dy), free(y), free(dx), free(want), free(numeric);
 }
 
@@ -261,11 +225,11 @@ static float *dropout_run(vkt_context *ctx, vkt_op op, float rate, uint32_t seed
     float hyper[VKT_HYPER_COUNT] = {[VKT_HYPER_LR] = 0.1f, [VKT_HYPER_STEP] = step};
     vkt_shape shapes2[2] = {shape, h_shape1(VKT_HYPER_COUNT)};
     const float *inputs[2] = {src, hyper};
-    run r;
-    run_make(&r, ctx, op, (vkt_op_params){.dropout = {rate, seed}}, 2, shapes2, inputs);
+    h_node_run r;
+    h_node_run_make(&r, ctx, op, (vkt_op_params){.dropout = {rate, seed}}, 2, shapes2, inputs);
     h_run(ctx, &r.node);
-    float *out = run_output(&r, ctx, 0);
-    run_free(&r, ctx);
+    float *out = h_node_run_output(&r, ctx, 0);
+    h_node_run_free(&r, ctx);
     return out;
 }
 

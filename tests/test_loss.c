@@ -27,42 +27,11 @@ static const int64_t shapes2d[][2] = {{1, 1}, {7, 33}, {33, 7}, {129, 10}, {1000
 
 /* ---- one node on one backend, with guard words around every value */
 
-typedef struct run {
-    vkt_node node;
-    h_value v[VKT_NODE_MAX_IN + VKT_NODE_MAX_OUT];
-} run;
-
-static void run_make(run *r, vkt_context *ctx, vkt_op op, uint32_t nin,
+/* Losses take no params. */
+static void run_make(h_node_run *r, vkt_context *ctx, vkt_op op, uint32_t nin,
                      const vkt_shape *in_shapes, const float *const *inputs) {
-    const vkt_op_def *def = vkt_op_get(op);
-    memset(r, 0, sizeof *r);
-    r->node = (vkt_node){.op = op, .name = def->name, .nin = nin, .nout = def->nout};
-    for (uint32_t i = 0; i < nin; i++) {
-        h_value_alloc(ctx, &r->v[i], in_shapes[i]);
-        h_value_upload(ctx, &r->v[i], inputs[i]);
-        r->node.in[i] = &r->v[i].value;
-    }
-    vkt_shape out_shapes[VKT_NODE_MAX_OUT];
-    char err[256] = "";
-    cr_assert_eq(def->infer(&r->node, out_shapes, err, sizeof err), VKT_OK, "%s", err);
-    for (uint32_t o = 0; o < def->nout; o++) {
-        h_value_alloc(ctx, &r->v[nin + o], out_shapes[o]);
-        r->node.out[o] = &r->v[nin + o].value;
-    }
+    h_node_run_make(r, ctx, op, (vkt_op_params){0}, nin, in_shapes, inputs);
 }
-
-static float *run_output(run *r, vkt_context *ctx, uint32_t o) {
-    h_value *hv = &r->v[r->node.nin + o];
-    float *out = h_alloc_floats(hv->numel);
-    h_value_download(ctx, hv, out);
-    return out;
-}
-
-static void run_free(run *r, vkt_context *ctx) {
-    for (uint32_t i = 0; i < r->node.nin + r->node.nout; i++)
-        h_value_free(ctx, &r->v[i]);
-}
-
 /* Integer labels as floats, spread over the classes. */
 static float *make_labels(int64_t B, int64_t C, uint64_t seed) {
     float *labels = h_alloc_floats((size_t)B);
@@ -198,7 +167,7 @@ static void loss_grad_check(vkt_op op, vkt_shape shape, vkt_shape second_shape,
     float *x = grad_inputs(n, seed, lo, hi);
     vkt_shape shapes[2] = {shape, second_shape};
     const float *inputs[2] = {x, second};
-    run r;
+    h_node_run r;
     run_make(&r, cpu, op, 2, shapes, inputs);
     double *numeric = malloc(n * sizeof(double));
     cr_assert_not_null(numeric);
@@ -207,12 +176,12 @@ static void loss_grad_check(vkt_op op, vkt_shape shape, vkt_shape second_shape,
     float *want = h_alloc_floats(n);
     for (size_t i = 0; i < n; i++)
         want[i] = (float)numeric[i];
-    float *grad = run_output(&r, cpu, 1);
+    float *grad = h_node_run_output(&r, cpu, 1);
     char what[96];
     snprintf(what, sizeof what, "%s gradient against finite differences of its loss",
              vkt_op_get(op)->name);
     h_assert_close(grad, want, n, 2e-5, 2e-3, what);
-    run_free(&r, cpu);
+    h_node_run_free(&r, cpu);
     free(x), free(numeric), free(want), free(grad);
 }
 
@@ -266,12 +235,12 @@ Test(loss, softmax_ce_bad_labels_give_nan) {
     vkt_context *ctxs[2] = {cpu, gpu};
     float *results[2][3];
     for (int k = 0; k < 2; k++) {
-        run r;
+        h_node_run r;
         run_make(&r, ctxs[k], VKT_OP_SOFTMAX_CE, 2, shapes, inputs);
         h_run(ctxs[k], &r.node);
         for (uint32_t o = 0; o < 3; o++)
-            results[k][o] = run_output(&r, ctxs[k], o);
-        run_free(&r, ctxs[k]);
+            results[k][o] = h_node_run_output(&r, ctxs[k], o);
+        h_node_run_free(&r, ctxs[k]);
         const char *backend = k ? "GPU" : "CPU";
         cr_assert(isnan(results[k][0][0]), "%s: loss %g with bad labels", backend,
                   (double)results[k][0][0]);
@@ -312,16 +281,16 @@ Test(loss, gpu_losses_are_deterministic) {
         const float *inputs[2] = {logits, ops[k] == VKT_OP_SOFTMAX_CE ? labels : target};
         float first = 0;
         for (int rep = 0; rep < 3; rep++) {
-            run r;
+            h_node_run r;
             run_make(&r, gpu, ops[k], 2, shapes, inputs);
             h_run(gpu, &r.node);
-            float *loss = run_output(&r, gpu, 0);
+            float *loss = h_node_run_output(&r, gpu, 0);
             if (rep == 0)
                 first = loss[0];
             cr_assert(memcmp(&first, loss, sizeof first) == 0, "%s: run %d gave %.9g, run 0 %.9g",
                       vkt_op_get(ops[k])->name, rep, (double)loss[0], (double)first);
             free(loss);
-            run_free(&r, gpu);
+            h_node_run_free(&r, gpu);
         }
     }
     free(logits), free(labels), free(target);
