@@ -175,6 +175,10 @@ void vk_recorder_begin(vkt_recorder *rec, vkt_context *ctx, VkCommandBuffer cmd,
 vkt_result vk_recorder_end(vkt_recorder *rec);
 vkt_result vk_begin_eager(vkt_context *ctx);
 vkt_result vk_submit_eager(vkt_context *ctx);
+/* Every submit goes through here: refuses a lost device, honours fault
+ * injection, counts the submit, waits for the fence and resets it. */
+vkt_result vk_submit_wait(vkt_context *ctx, VkCommandBuffer cmd, VkFence fence,
+                          const char *what);
 vkt_result vk_run(vkt_context *ctx, const vkt_node *const *nodes, size_t count);
 void vk_pool_chain_destroy(vk_state *vk, vk_pool_chain *chain);
 

@@ -166,13 +166,9 @@ static void fill(const vk_state *vk, const profile_run *run, const uint64_t *tic
 static vkt_result run_once(vkt_context *ctx, profile_run *run, vkt_node_timings *out) {
     vk_state *vk = vk_of(ctx);
     double t0 = now_ms();
-    VK_TRY(ctx, vk->vk.vkQueueSubmit(vk->queue, 1,
-                                     &(VkSubmitInfo){.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO,
-                                                     .commandBufferCount = 1,
-                                                     .pCommandBuffers = &run->cmd},
-                                     run->fence));
-    ctx->submits++;
-    VK_TRY(ctx, vk->vk.vkWaitForFences(vk->device, 1, &run->fence, VK_TRUE, UINT64_MAX));
+    vkt_result submitted = vk_submit_wait(ctx, run->cmd, run->fence, "profiled step");
+    if (submitted != VKT_OK)
+        return submitted;
     out->wall_ms = now_ms() - t0;
     uint64_t *ticks = calloc(run->prof.used, sizeof *ticks);
     out->dispatches = calloc(run->prof.mark_count ? run->prof.mark_count : 1,

@@ -190,18 +190,7 @@ const void *vk_program_download_ptr(vkt_program *p, uint32_t index) {
 }
 
 vkt_result vk_program_run(vkt_context *ctx, vkt_program *p) {
-    vk_state *vk = vk_of(ctx);
-    if (vk->lost)
-        return vk_lost_error(ctx, "step");
-    VK_TRY(ctx, VK_FAULT(SUBMIT, vk->vk.vkQueueSubmit(vk->queue, 1,
-                                     &(VkSubmitInfo){.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO,
-                                                     .commandBufferCount = 1,
-                                                     .pCommandBuffers = &p->cmd},
-                                     p->fence)));
-    ctx->submits++;
-    VkResult vr = vk->vk.vkWaitForFences(vk->device, 1, &p->fence, VK_TRUE, UINT64_MAX);
-    vk->vk.vkResetFences(vk->device, 1, &p->fence);
-    return vk_check(ctx, vr, "vkWaitForFences(step)");
+    return vk_submit_wait(ctx, p->cmd, p->fence, "step");
 }
 
 void vk_program_stats(const vkt_program *p, vkt_program_stats *stats) { *stats = p->stats; }

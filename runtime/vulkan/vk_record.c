@@ -282,21 +282,30 @@ vkt_result vk_begin_eager(vkt_context *ctx) {
 
 /* Ends, submits and waits for the eager command buffer, then recycles its
  * descriptor sets. */
-vkt_result vk_submit_eager(vkt_context *ctx) {
+vkt_result vk_submit_wait(vkt_context *ctx, VkCommandBuffer cmd, VkFence fence,
+                          const char *what) {
     vk_state *vk = vk_of(ctx);
-    VK_TRY(ctx, vk->vk.vkEndCommandBuffer(vk->eager_cmd));
+    if (vk->lost)
+        return vk_lost_error(ctx, what);
     VK_TRY(ctx, VK_FAULT(SUBMIT, vk->vk.vkQueueSubmit(vk->queue, 1,
                                      &(VkSubmitInfo){.sType = VK_STRUCTURE_TYPE_SUBMIT_INFO,
                                                      .commandBufferCount = 1,
-                                                     .pCommandBuffers = &vk->eager_cmd},
-                                     vk->eager_fence)));
+                                                     .pCommandBuffers = &cmd},
+                                     fence)));
     ctx->submits++;
-    VkResult vr = vk->vk.vkWaitForFences(vk->device, 1, &vk->eager_fence, VK_TRUE, UINT64_MAX);
-    vk->vk.vkResetFences(vk->device, 1, &vk->eager_fence);
+    VkResult vr = vk->vk.vkWaitForFences(vk->device, 1, &fence, VK_TRUE, UINT64_MAX);
+    vk->vk.vkResetFences(vk->device, 1, &fence);
+    return vk_check(ctx, vr, what);
+}
+
+vkt_result vk_submit_eager(vkt_context *ctx) {
+    vk_state *vk = vk_of(ctx);
+    VK_TRY(ctx, vk->vk.vkEndCommandBuffer(vk->eager_cmd));
+    vkt_result r = vk_submit_wait(ctx, vk->eager_cmd, vk->eager_fence, "eager submit");
     for (uint32_t i = 0; i < vk->eager_pools.count; i++)
         vk->vk.vkResetDescriptorPool(vk->device, vk->eager_pools.pools[i], 0);
     destroy_views(vk, &vk->eager_pools);
-    return vk_check(ctx, vr, "vkWaitForFences");
+    return r;
 }
 
 vkt_result vk_run(vkt_context *ctx, const vkt_node *const *nodes, size_t count) {
