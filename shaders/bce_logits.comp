@@ -7,13 +7,14 @@
 // dl/dx = sigmoid(x) - t. So
 //   row_loss[r] = sum_c l(x, t)
 //   dlogits     = (sigmoid(x) - t) * grad_scale, grad_scale = 1 / numel
-// reduce_sum.comp then forms loss = sum(row_loss) / numel. One workgroup per
-// row.
+// reduce_sum.comp then forms loss = sum(row_loss) / numel. One workgroup or
+// one invocation per row (row_kernel.glsl).
 #extension GL_GOOGLE_include_directive : require
 
 layout(local_size_x_id = 0) in;
 
-#include "workgroup_reduce.glsl"
+#include "common.glsl"
+#include "row_kernel.glsl"
 #include "activation.glsl"
 
 layout(std430, binding = 0) readonly buffer Logits { float logits[]; };
@@ -28,10 +29,10 @@ layout(push_constant) uniform Push { // vkt_row_loss_push
 } pc;
 
 void main() {
-    uint row = workgroup_row();
-    if (row >= pc.rows) // the same for the whole workgroup: barriers stay uniform
+    uint row = row_index();
+    if (row >= pc.rows) // uniform per workgroup where a workgroup shares a row
         return;
-    uint base = row * pc.cols, tid = gl_LocalInvocationID.x, wg = gl_WorkGroupSize.x;
+    uint base = row * pc.cols, tid = row_lane(), wg = row_lanes();
 
     float s = 0.0;
     for (uint c = tid; c < pc.cols; c += wg) {
@@ -43,7 +44,7 @@ void main() {
         float e = sigmoid_stable(-abs(x));
         dlogits[base + c] = (x >= 0.0 ? (1.0 - t) - e : e - t) * pc.grad_scale;
     }
-    s = workgroup_sum(s);
-    if (tid == 0)
+    s = row_sum(s);
+    if (row_leader())
         row_loss[row] = s;
 }

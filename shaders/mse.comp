@@ -3,13 +3,14 @@
 // viewed as (rows, cols):
 //   row_loss[r] = sum_c (pred - target)^2
 //   dpred       = (pred - target) * grad_scale, grad_scale = 2 / numel
-// reduce_sum.comp then forms loss = sum(row_loss) / numel. One workgroup per
-// row.
+// reduce_sum.comp then forms loss = sum(row_loss) / numel. One workgroup or
+// one invocation per row (row_kernel.glsl).
 #extension GL_GOOGLE_include_directive : require
 
 layout(local_size_x_id = 0) in;
 
-#include "workgroup_reduce.glsl"
+#include "common.glsl"
+#include "row_kernel.glsl"
 
 layout(std430, binding = 0) readonly buffer Pred { float pred[]; };
 layout(std430, binding = 1) readonly buffer Target { float target[]; };
@@ -23,10 +24,10 @@ layout(push_constant) uniform Push { // vkt_row_loss_push
 } pc;
 
 void main() {
-    uint row = workgroup_row();
-    if (row >= pc.rows) // the same for the whole workgroup: barriers stay uniform
+    uint row = row_index();
+    if (row >= pc.rows) // uniform per workgroup where a workgroup shares a row
         return;
-    uint base = row * pc.cols, tid = gl_LocalInvocationID.x, wg = gl_WorkGroupSize.x;
+    uint base = row * pc.cols, tid = row_lane(), wg = row_lanes();
 
     float s = 0.0;
     for (uint c = tid; c < pc.cols; c += wg) {
@@ -34,7 +35,7 @@ void main() {
         s += d * d;
         dpred[base + c] = d * pc.grad_scale;
     }
-    s = workgroup_sum(s);
-    if (tid == 0)
+    s = row_sum(s);
+    if (row_leader())
         row_loss[row] = s;
 }

@@ -4,7 +4,8 @@
 // label l, m = max_c x[c] and s = sum_c e^(x[c] - m):
 //   row_loss[b]   = -log softmax(x)[l] = (m - x[l]) + log(s)
 //   dlogits[b][c] = (softmax(x)[c] - [c == l]) * grad_scale, grad_scale = 1/B
-// reduce_sum.comp then forms loss = sum(row_loss) / B. One workgroup per row.
+// reduce_sum.comp then forms loss = sum(row_loss) / B. One workgroup or one
+// invocation per row (row_kernel.glsl).
 //
 // s is summed as k + r, k the number of logits equal to m (each e^0 = 1)
 // and r the sum over the others, so that log(s) = log1p((k - 1) + r): a
@@ -18,7 +19,8 @@
 
 layout(local_size_x_id = 0) in;
 
-#include "workgroup_reduce.glsl"
+#include "common.glsl"
+#include "row_kernel.glsl"
 #include "activation.glsl"
 
 layout(std430, binding = 0) readonly buffer Logits { float logits[]; };
@@ -33,10 +35,10 @@ layout(push_constant) uniform Push { // vkt_row_loss_push
 } pc;
 
 void main() {
-    uint row = workgroup_row();
-    if (row >= pc.rows) // the same for the whole workgroup: barriers stay uniform
+    uint row = row_index();
+    if (row >= pc.rows) // uniform per workgroup where a workgroup shares a row
         return;
-    uint base = row * pc.cols, tid = gl_LocalInvocationID.x, wg = gl_WorkGroupSize.x;
+    uint base = row * pc.cols, tid = row_lane(), wg = row_lanes();
     float nan = uintBitsToFloat(0x7fc00000u);
 
     float l = labels[row];
@@ -49,7 +51,7 @@ void main() {
     float m = uintBitsToFloat(0xff800000u); // -inf
     for (uint c = tid; c < pc.cols; c += wg)
         m = max(m, logits[base + c]);
-    m = workgroup_max(m);
+    m = row_max(m);
 
     float r = 0.0, k = 0.0;
     for (uint c = tid; c < pc.cols; c += wg) {
@@ -59,14 +61,14 @@ void main() {
         else
             r += exp(v - m);
     }
-    r = workgroup_sum(r);
-    k = workgroup_sum(k);
+    r = row_sum(r);
+    k = row_sum(k);
     float s = k + r;
 
     for (uint c = tid; c < pc.cols; c += wg) {
         float p = exp(logits[base + c] - m) / s;
         dlogits[base + c] = ok ? (p - (c == label ? 1.0 : 0.0)) * pc.grad_scale : nan;
     }
-    if (tid == 0)
+    if (row_leader())
         row_loss[row] = ok ? (m - x_label) + log1p_stable((k - 1.0) + r) : nan;
 }

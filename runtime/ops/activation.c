@@ -259,10 +259,10 @@ static void dropout_cpu(const vkt_node *node) {
 // ---- Vulkan dispatch
 
 static void relu_record(const vkt_node *n, vkt_recorder *r) {
-    vkt_record_pointwise(n, r, VKT_KERNEL_RELU_FWD, 0);
+    vkt_record_pointwise_vec4(n, r, VKT_KERNEL_RELU_FWD, 0);
 }
 static void relu_bwd_record(const vkt_node *n, vkt_recorder *r) {
-    vkt_record_pointwise(n, r, VKT_KERNEL_RELU_BWD, 0);
+    vkt_record_pointwise_vec4(n, r, VKT_KERNEL_RELU_BWD, 0);
 }
 
 /* The pointwise helper passes p.scalar.value as the push constant's scalar;
@@ -297,20 +297,21 @@ static void gelu_bwd_record(const vkt_node *n, vkt_recorder *r) {
     vkt_record_pointwise(n, r, VKT_KERNEL_GELU_BWD, 0);
 }
 
-/* One workgroup per row: the row's max and sum are workgroup reductions in
- * a fixed order, so rows of any length use the whole workgroup. */
+/* One workgroup per row (the row's max and sum are workgroup reductions in
+ * a fixed order, so long rows use the whole workgroup) or, for short rows,
+ * one invocation per row: see vkt_row_grid. */
 static void softmax_dispatch(const vkt_node *node, vkt_recorder *rec, vkt_kernel kernel) {
     const vkt_tuning *t = vkt_recorder_tuning(rec);
     const vkt_shape *x = &node->in[0]->shape;
     vkt_softmax_push push = {(uint32_t)vkt_shape_rows(x), (uint32_t)vkt_shape_cols(x)};
-    uint32_t spec[1] = {t->reduce_wg};
-    vkt_dispatch d = {.kernel = kernel, .spec = spec, .spec_count = 1,
+    uint32_t spec[2];
+    vkt_dispatch d = {.kernel = kernel, .spec = spec, .spec_count = 2,
                       .push = &push, .push_size = sizeof push};
+    vkt_row_grid(t, push.rows, push.cols, spec, d.groups);
     for (uint32_t i = 0; i < node->nin; i++)
         d.views[d.view_count++] = &node->in[i]->view;
     d.write_mask = 1u << d.view_count;
     d.views[d.view_count++] = &node->out[0]->view;
-    vkt_grid_1d((uint64_t)push.rows * t->reduce_wg, t->reduce_wg, d.groups);
     vkt_record_dispatch(rec, &d);
 }
 static void softmax_record(const vkt_node *n, vkt_recorder *r) {

@@ -151,7 +151,7 @@ static void bce_logits_cpu(const vkt_node *node) {
 
 // ---- Vulkan dispatch
 
-/* The per-row kernel (one workgroup per row) writes the gradient and the
+/* The per-row kernel (a workgroup or an invocation per row) writes the gradient and the
  * row sums; reduce_sum then writes loss = sum(row_loss) * loss_scale. The
  * recorder places the barrier between them (row_loss is written, then
  * read). */
@@ -160,15 +160,15 @@ static void record_row_loss(const vkt_node *node, vkt_recorder *rec, vkt_kernel 
     const vkt_tuning *t = vkt_recorder_tuning(rec);
     vkt_row_loss_push push = {(uint32_t)vkt_shape_rows(rows_cols),
                               (uint32_t)vkt_shape_cols(rows_cols), grad_scale};
-    uint32_t spec[1] = {t->reduce_wg};
+    uint32_t spec[2];
     vkt_dispatch d = {
-        .kernel = kernel, .spec = spec, .spec_count = 1,
+        .kernel = kernel, .spec = spec, .spec_count = 2,
         .views = {&node->in[0]->view, &node->in[1]->view, &node->out[1]->view,
                   &node->out[2]->view},
         .view_count = 4, .write_mask = (1u << 2) | (1u << 3),
         .push = &push, .push_size = sizeof push,
     };
-    vkt_grid_1d((uint64_t)push.rows * t->reduce_wg, t->reduce_wg, d.groups);
+    vkt_row_grid(t, push.rows, push.cols, spec, d.groups);
     vkt_record_dispatch(rec, &d);
     vkt_record_reduce_sum(rec, &node->out[2]->view, push.rows, &node->out[0]->view, loss_scale);
 }

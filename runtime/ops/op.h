@@ -146,7 +146,10 @@ typedef struct vkt_tuning {
     uint32_t matmul_tm, matmul_tn;     /* outputs per invocation (rows, cols); not REG */
     uint32_t matmul_tile_k;            /* TILED: K slice staged in shared memory */
     uint32_t matmul_vec4;              /* REG: read operands 4 floats at a time (else 1) */
-    uint32_t reduce_wg;               /* column-sum workgroup */
+    uint32_t reduce_wg;               /* column-sum workgroup, and a row's in row kernels */
+    /* Row kernels (softmax, losses) give each row of at most this many
+     * columns one invocation instead of a workgroup. */
+    uint32_t row_per_invocation_cols;
     /* conv2d: the implicit-GEMM kernels (forward, input gradient, and the
      * weight gradient's subgroup kernel) give a workgroup of conv_wg
      * invocations conv_tm channels and each invocation conv_tn pixels;
@@ -247,10 +250,19 @@ uint32_t vkt_div_up(uint64_t n, uint32_t d);
  * limit) for n items in groups of `wg`; writes groups[0..1]. */
 void vkt_grid_1d(uint64_t n, uint32_t wg, uint32_t groups[3]);
 
+/* The launch of a row kernel (shaders/row_kernel.glsl) over rows x cols:
+ * writes its spec constants {workgroup size, ROW_PER_INVOCATION} and grid. */
+void vkt_row_grid(const vkt_tuning *t, uint32_t rows, uint32_t cols, uint32_t spec[2],
+                  uint32_t groups[3]);
 /* Records a kernel that maps node->in[0..nin) to node->out[0] element by
  * element over out[0]'s element count, with push {n, p.scalar.value} and
  * spec {workgroup_1d, variant}. */
 void vkt_record_pointwise(const vkt_node *node, vkt_recorder *rec, vkt_kernel kernel,
                           uint32_t variant);
+/* As vkt_record_pointwise for kernels with a VEC4 path (specialization
+ * constant 2, see shaders/relu_fwd.comp): 4 elements per invocation where
+ * every view starts 16-byte aligned. */
+void vkt_record_pointwise_vec4(const vkt_node *node, vkt_recorder *rec, vkt_kernel kernel,
+                               uint32_t variant);
 
 #endif

@@ -61,18 +61,43 @@ void vkt_grid_1d(uint64_t n, uint32_t wg, uint32_t groups[3]) {
     groups[2] = 1;
 }
 
-void vkt_record_pointwise(const vkt_node *node, vkt_recorder *rec, vkt_kernel kernel,
-                          uint32_t variant) {
+void vkt_row_grid(const vkt_tuning *t, uint32_t rows, uint32_t cols, uint32_t spec[2],
+                  uint32_t groups[3]) {
+    bool per_invocation = cols <= t->row_per_invocation_cols;
+    spec[0] = per_invocation ? t->workgroup_1d : t->reduce_wg;
+    spec[1] = per_invocation;
+    /* Per invocation: rows threads in workgroups; per workgroup: one
+     * workgroup (of reduce_wg invocations) per row. */
+    vkt_grid_1d(per_invocation ? rows : (uint64_t)rows * spec[0], spec[0], groups);
+}
+
+static void record_pointwise(const vkt_node *node, vkt_recorder *rec, vkt_kernel kernel,
+                             uint32_t variant, bool vec4_capable) {
     const vkt_tuning *t = vkt_recorder_tuning(rec);
     vkt_elementwise_push push = {(uint32_t)vkt_shape_numel(&node->out[0]->shape),
                                  node->p.scalar.value};
-    uint32_t spec[2] = {t->workgroup_1d, variant};
-    vkt_dispatch d = {.kernel = kernel, .spec = spec, .spec_count = 2,
+    uint32_t spec[3] = {t->workgroup_1d, variant, 0};
+    vkt_dispatch d = {.kernel = kernel, .spec = spec, .spec_count = vec4_capable ? 3 : 2,
                       .push = &push, .push_size = sizeof push};
     for (uint32_t i = 0; i < node->nin; i++)
         d.views[d.view_count++] = &node->in[i]->view;
     d.write_mask = 1u << d.view_count;
     d.views[d.view_count++] = &node->out[0]->view;
-    vkt_grid_1d(push.n, t->workgroup_1d, d.groups);
+    bool vec4 = vec4_capable;
+    for (uint32_t i = 0; i < d.view_count; i++)
+        vec4 = vec4 && d.views[i]->offset % 16 == 0;
+    spec[2] = vec4;
+    /* vec4: one invocation per whole vec4, then one per leftover float */
+    vkt_grid_1d(vec4 ? push.n / 4 + push.n % 4 : push.n, t->workgroup_1d, d.groups);
     vkt_record_dispatch(rec, &d);
+}
+
+void vkt_record_pointwise(const vkt_node *node, vkt_recorder *rec, vkt_kernel kernel,
+                          uint32_t variant) {
+    record_pointwise(node, rec, kernel, variant, false);
+}
+
+void vkt_record_pointwise_vec4(const vkt_node *node, vkt_recorder *rec, vkt_kernel kernel,
+                               uint32_t variant) {
+    record_pointwise(node, rec, kernel, variant, true);
 }

@@ -202,16 +202,23 @@ static void adam_record(const vkt_node *node, vkt_recorder *rec) {
         .weight_decay = node->p.adam.weight_decay,
         .decoupled = node->p.adam.decoupled,
     };
-    uint32_t spec[1] = {t->workgroup_1d};
+    /* Four parameters per invocation where every binding but the hyper
+     * buffer starts 16-byte aligned (see shaders/adam.comp). */
+    const vkt_view *arrays[4] = {&node->in[0]->view, &node->out[0]->view, &node->out[1]->view,
+                                 &node->out[2]->view};
+    bool vec4 = true;
+    for (int i = 0; i < 4; i++)
+        vec4 = vec4 && arrays[i]->offset % 16 == 0;
+    uint32_t spec[2] = {t->workgroup_1d, vec4};
     vkt_dispatch d = {
-        .kernel = VKT_KERNEL_ADAM, .spec = spec, .spec_count = 1,
+        .kernel = VKT_KERNEL_ADAM, .spec = spec, .spec_count = 2,
         .views = {&node->in[0]->view, &node->in[1]->view, &node->out[0]->view,
                   &node->out[1]->view, &node->out[2]->view},
         .view_count = 5,
         .write_mask = (1u << 2) | (1u << 3) | (1u << 4),
         .push = &push, .push_size = sizeof push,
     };
-    vkt_grid_1d(push.n, t->workgroup_1d, d.groups);
+    vkt_grid_1d(vec4 ? push.n / 4 + push.n % 4 : push.n, t->workgroup_1d, d.groups);
     vkt_record_dispatch(rec, &d);
 }
 

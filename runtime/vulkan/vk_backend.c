@@ -45,6 +45,7 @@ void vk_tuning_choose(vk_state *vk) {
         .matmul_tile_k = 16,
         .matmul_vec4 = 1,
         .reduce_wg = 64,
+        .row_per_invocation_cols = 64,
         .conv_wg = cpu ? 8 : 64,
         .conv_tm = cpu ? 16 : 8,
         .conv_tn = 4,
@@ -63,6 +64,12 @@ void vk_tuning_choose(vk_state *vk) {
         t.matmul_wg_x = wx;
         t.matmul_wg_y = wy;
     }
+    /* VKT_ROW_COLS=N: rows of at most N columns get one invocation each
+     * (0: every row a workgroup; for tuning and for tests of both shapes). */
+    const char *row_cols = getenv("VKT_ROW_COLS");
+    unsigned cols;
+    if (row_cols && sscanf(row_cols, "%u", &cols) == 1)
+        t.row_per_invocation_cols = cols;
     while (t.matmul_wg_x * t.matmul_wg_y > max_inv)
         t.matmul_wg_y /= 2;
     /* matmul_tiled stages tile_k x (rows + columns) floats of A and B. */
