@@ -72,7 +72,8 @@ Test(graph, builder_rejects_bad_arguments) {
 }
 
 /* A small network with every differentiable op and a fan-out (h is used by
- * both branches of the residual add). */
+ * both branches of the residual add). Activation 6 is a ReLU with no
+ * residual: the plain MLP layer that the model fuses into one node. */
 typedef struct net {
     vkt_graph *g;
     vkt_var x, target, loss, out;
@@ -92,9 +93,10 @@ static net build_net(vkt_context *ctx, uint64_t seed, int loss_kind, int activat
     case 2: a = vkt_graph_sigmoid(g, h); break;
     case 3: a = vkt_graph_gelu(g, h); break;
     case 4: a = vkt_graph_leaky_relu(g, h, 0.1f); break;
-    default: a = vkt_graph_softmax(g, h); break;
+    case 5: a = vkt_graph_softmax(g, h); break;
+    default: a = vkt_graph_relu(g, h); break;
     }
-    vkt_var r = vkt_graph_add(g, h, a); /* fan-out: h twice */
+    vkt_var r = activation == 6 ? a : vkt_graph_add(g, h, a); /* fan-out: h twice */
     vkt_var r4 = vkt_graph_reshape(g, r, 4, (int64_t[]){n.batch, 1, 3, 3});
     vkt_var flat = vkt_graph_flatten(g, r4);
     n.out = vkt_graph_linear(g, flat, n.classes, "fc2");
@@ -207,7 +209,7 @@ Test(graph, gradients_match_finite_differences_every_loss) {
 }
 
 Test(graph, gradients_match_finite_differences_every_activation) {
-    for (int act = 1; act < 6; act++)
+    for (int act = 1; act < 7; act++)
         gradient_check(0, act);
 }
 
@@ -301,6 +303,7 @@ Test(graph, one_recording_one_submit_per_step, .timeout = 300) {
     h_finish(ctx);
 }
 
+/* Unfused, so that fc1 has its own bias_add node to plant the bug in. */
 Test(graph, check_mode_passes_then_catches_a_planted_bug, .timeout = 300) {
     for (int planted = 0; planted < 2; planted++) {
         if (planted)
@@ -308,7 +311,9 @@ Test(graph, check_mode_passes_then_catches_a_planted_bug, .timeout = 300) {
         vkt_context *ctx = h_vulkan();
         net n = build_net(ctx, 5, 0, 0);
         vkt_model *m = NULL;
-        cr_assert_eq(vkt_model_create(n.g, &(vkt_model_desc){.loss = n.loss}, &m), VKT_OK);
+        cr_assert_eq(vkt_model_create(n.g, &(vkt_model_desc){.loss = n.loss, .no_fusion = true},
+                                      &m),
+                     VKT_OK);
         float x[64], t[64];
         net_data(&n, 0, x, t);
         vkt_feed feeds[2] = {{n.x, x, (size_t)(n.batch * n.in)}, {n.target, t, (size_t)n.batch}};
@@ -331,4 +336,52 @@ Test(graph, check_mode_passes_then_catches_a_planted_bug, .timeout = 300) {
         h_finish(ctx);
     }
     unsetenv("VKT_TEST_PERTURB");
+}
+
+/* linear -> relu -> linear: the model runs each layer as one matmul_bias
+ * node (fc1 with its ReLU), trains as the unfused model does, and refuses
+ * to read the tensors that fusion removed. */
+Test(graph, linear_layers_are_fused, .timeout = 300) {
+    vkt_context *ctx = h_vulkan();
+    net n = build_net(ctx, 5, 0, 6);
+    float x[64], t[64];
+    net_data(&n, 0, x, t);
+    vkt_feed feeds[2] = {{n.x, x, (size_t)(n.batch * n.in)}, {n.target, t, (size_t)n.batch}};
+    enum { STEPS = 6 };
+    float losses[2][STEPS];
+    vkt_model_info info[2];
+    for (int unfused = 0; unfused < 2; unfused++) {
+        vkt_model *m = NULL;
+        cr_assert_eq(vkt_model_create(n.g, &(vkt_model_desc){.loss = n.loss,
+                                                             .no_fusion = unfused},
+                                      &m),
+                     VKT_OK, "%s", vkt_context_last_error(ctx));
+        for (int s = 0; s < STEPS; s++)
+            cr_assert_eq(vkt_model_step(m, feeds, 2, &losses[unfused][s]), VKT_OK, "%s",
+                         vkt_context_last_error(ctx));
+        vkt_model_query(m, &info[unfused]);
+        vkt_var pre = vkt_graph_find(n.g, "fc1"); /* the bias_add's output, before the ReLU */
+        cr_assert_neq(pre, 0);
+        float h[5 * 9];
+        vkt_result r = vkt_model_read(m, pre, h, (size_t)(n.batch * n.hidden));
+        if (unfused) {
+            cr_assert_eq(r, VKT_OK, "%s", vkt_context_last_error(ctx));
+        } else {
+            cr_assert_eq(r, VKT_ERROR_INVALID_ARGUMENT);
+            cr_assert(strstr(vkt_context_last_error(ctx), "'fc1'") &&
+                          strstr(vkt_context_last_error(ctx), "fused"),
+                      "%s", vkt_context_last_error(ctx));
+        }
+        vkt_model_destroy(m);
+    }
+    /* fused: fc1 (matmul_bias + ReLU), fc2 (matmul_bias), the loss; unfused
+     * adds two matmul and one relu node */
+    cr_assert_eq(info[0].forward_nodes, 3, "%u forward nodes", info[0].forward_nodes);
+    cr_assert_eq(info[1].forward_nodes, 6, "%u forward nodes", info[1].forward_nodes);
+    cr_assert_lt(info[0].dispatches_per_step, info[1].dispatches_per_step);
+    /* bias then ReLU rounded once instead of twice: near, not bit-equal */
+    h_assert_close(losses[0], losses[1], STEPS, 1e-6, 1e-5, "fused vs unfused loss curve");
+    cr_assert_lt(losses[0][STEPS - 1], losses[0][0]);
+    vkt_graph_destroy(n.g);
+    h_finish(ctx);
 }

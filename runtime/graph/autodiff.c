@@ -88,6 +88,32 @@ static vkt_result matmul_backward(autodiff *ad, const graph_node *n, vkt_var dy,
     return VKT_OK;
 }
 
+/* y = relu?(op(A) op(B) + b), a linear layer fused by fuse.c: the ReLU's
+ * gradient first (y > 0 exactly where the pre-activation was, so y serves
+ * as relu_bwd's saved input), then the matmul's and the bias add's, under
+ * the names the unfused nodes would have had. */
+static vkt_result matmul_bias_backward(autodiff *ad, const graph_node *n, vkt_var dy,
+                                       const char *name) {
+    if (!needs(ad, n->in[0]) && !needs(ad, n->in[1]) && !needs(ad, n->in[2]))
+        return VKT_OK;
+    char nm[80];
+    vkt_var dz = dy;
+    if (n->p.matmul.relu) {
+        snprintf(nm, sizeof nm, "%.60s.relu.dx", name);
+        dz = backward_node(ad, VKT_OP_RELU_BWD, NULL, nm, 2, (vkt_var[]){dy, n->out[0]});
+        if (!dz)
+            return ad->g->status;
+    }
+    snprintf(nm, sizeof nm, "%.60s.matmul", name);
+    vkt_result r = matmul_backward(ad, n, dz, nm);
+    if (r != VKT_OK || !needs(ad, n->in[2]))
+        return r;
+    snprintf(nm, sizeof nm, "%.60s.db", name);
+    vkt_var db = backward_node(ad, VKT_OP_COLUMN_SUM, &(vkt_op_params){.reduce = {false}}, nm, 1,
+                               &dz);
+    return db ? add_grad(ad, n->in[2], db, nm) : ad->g->status;
+}
+
 /* Pointwise ops whose backward is one node of (dy, saved) with the forward's
  * params: saved is the forward input x or output y, as the op needs. */
 static vkt_result pointwise_backward(autodiff *ad, const graph_node *n, vkt_var dy, vkt_op bwd,
@@ -127,6 +153,8 @@ static vkt_result node_backward(autodiff *ad, const graph_node *n, vkt_var dy) {
     switch (n->op) {
     case VKT_OP_MATMUL:
         return matmul_backward(ad, n, dy, nm);
+    case VKT_OP_MATMUL_BIAS:
+        return matmul_bias_backward(ad, n, dy, nm);
     case VKT_OP_BIAS_ADD: {
         /* y = x + b broadcast over rows: dx = dy, db = column sums of dy */
         vkt_result r = add_grad(ad, n->in[0], dy, nm);

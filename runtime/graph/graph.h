@@ -24,6 +24,7 @@ typedef struct graph_var {
     int64_t fan_in; /* 0: from the shape; a bias gets its layer's */
     bool requires_grad;
     bool persistent; /* keep for the whole model lifetime (not planned) */
+    bool fused_away; /* its producer and only reader became one node (fuse.c): no memory */
 } graph_var;
 
 typedef enum node_phase { PHASE_FORWARD, PHASE_BACKWARD, PHASE_OPTIMIZER } node_phase;
@@ -70,6 +71,10 @@ vkt_var graph_hyper(vkt_graph *g);
 
 /* Deep copy (the model keeps its own graph; the user's may be destroyed). */
 vkt_result graph_clone(const vkt_graph *src, vkt_graph **out);
+
+/* fuse.c: joins matmul -> bias_add -> relu chains of the forward graph into
+ * matmul_bias nodes where the tensors between them have no other reader. */
+vkt_result graph_fuse(vkt_graph *g);
 
 /* autodiff.c: appends backward nodes for d(loss)/d(every parameter) and
  * writes grads[param] (indexed by var, 0 where none). */

@@ -24,7 +24,9 @@ static vkt_result place_values(vkt_model *m) {
         graph_var *gv = &g->vars[v];
         uint64_t bytes = (uint64_t)vkt_shape_numel(&gv->shape) * sizeof(float);
         m->values[v] = (vkt_value){.shape = gv->shape, .name = gv->name};
-        if (gv->kind == VAR_TEMP) {
+        if (gv->fused_away) {
+            continue; /* no memory: vkt_model_read refuses it */
+        } else if (gv->kind == VAR_TEMP) {
             m->values[v].view = (vkt_view){m->arena.block, m->arena.offset + offsets[v], bytes};
         } else if (gv->kind != VAR_ALIAS) {
             r = vkt_memory_alloc(ctx, bytes, &m->own[v]);
@@ -127,7 +129,9 @@ static vkt_result compile(vkt_model *m, vkt_graph *g) {
     vkt_var *grads = calloc(m->g->var_count, sizeof *grads);
     if (!grads)
         return vkt_error(m->ctx, VKT_ERROR_OUT_OF_HOST_MEMORY, "out of host memory");
-    r = graph_backward(m->g, m->loss, grads);
+    r = m->fuse ? graph_fuse(m->g) : VKT_OK;
+    if (r == VKT_OK)
+        r = graph_backward(m->g, m->loss, grads);
     if (r == VKT_OK)
         r = graph_optimizer(m->g, &m->opt, grads);
     free(grads);
@@ -178,6 +182,7 @@ vkt_result vkt_model_create(vkt_graph *graph, const vkt_model_desc *desc, vkt_mo
     m->ctx = ctx;
     m->loss = desc->loss;
     m->opt = desc->optimizer;
+    m->fuse = !desc->no_fusion;
     optimizer_desc_defaults(&m->opt);
     vkt_result r = compile(m, graph);
     if (r != VKT_OK) {
@@ -319,6 +324,11 @@ static vkt_result var_transfer_check(vkt_model *m, vkt_var var, const void *data
                          (int)var);
     if (!data)
         return vkt_error(m->ctx, VKT_ERROR_INVALID_ARGUMENT, "%s: data is NULL", fn);
+    if (m->g->vars[graph_root(m->g, var)].fused_away)
+        return vkt_error(m->ctx, VKT_ERROR_INVALID_ARGUMENT,
+                         "%s: '%s' was fused into the node that reads it and is never stored "
+                         "(vkt_model_desc.no_fusion keeps it)",
+                         fn, m->g->vars[var].name);
     size_t numel = (size_t)vkt_shape_numel(&m->g->vars[var].shape);
     if (count != numel)
         return vkt_error(m->ctx, VKT_ERROR_SHAPE, "%s: '%s' has %zu elements, count is %zu", fn,

@@ -10,6 +10,7 @@ struct vkt_model {
     vkt_graph *g; /* the model's own copy, with backward and optimizer nodes */
     vkt_var loss;
     vkt_optimizer_desc opt;
+    bool fuse; /* graph_fuse before autodiff */
     vkt_value *values;  /* by var */
     vkt_view *own;      /* by var: persistent allocations (block NULL if none) */
     vkt_view arena;     /* every transient tensor, placed by lifetime */

@@ -39,7 +39,7 @@ vkt_result plan_arena(const vkt_graph *g, uint32_t alignment, uint64_t *offsets,
     uint32_t count = 0;
     for (uint32_t v = 1; v < g->var_count; v++) {
         index[v] = UINT32_MAX;
-        if (g->vars[v].kind != VAR_TEMP)
+        if (g->vars[v].kind != VAR_TEMP || g->vars[v].fused_away)
             continue;
         index[v] = count;
         iv[count++] = (interval){.var = (vkt_var)v, .first = UINT32_MAX, .last = 0,

@@ -444,6 +444,11 @@ typedef struct vkt_optimizer_desc {
 typedef struct vkt_model_desc {
     vkt_var loss; /* a loss variable of the graph */
     vkt_optimizer_desc optimizer;
+    /* The model runs a linear layer's matmul, bias add and a ReLU after it
+     * as one kernel where nothing else reads the tensors between them; those
+     * tensors then do not exist (vkt_model_read refuses them). true keeps
+     * every node as built. */
+    bool no_fusion;
 } vkt_model_desc;
 
 /* Compiles `graph` for training `loss`. The graph may be destroyed after. */

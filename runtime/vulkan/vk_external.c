@@ -299,6 +299,11 @@ vkt_result vkt_model_query_vulkan_buffer(const vkt_model *m, vkt_var var, VkBuff
     if (!graph_var_valid(m->g, var))
         return vkt_error(m->ctx, VKT_ERROR_INVALID_ARGUMENT, "%s: var %d is not in the model", fn,
                          (int)var);
+    if (m->g->vars[graph_root(m->g, var)].fused_away)
+        return vkt_error(m->ctx, VKT_ERROR_INVALID_ARGUMENT,
+                         "%s: '%s' was fused into the node that reads it and is never stored "
+                         "(vkt_model_desc.no_fusion keeps it)",
+                         fn, m->g->vars[var].name);
     vkt_view view = m->values[var].view;
     const vk_recordings *rec = m->vulkan;
     vkt_var root = graph_root(m->g, var);
