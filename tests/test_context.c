@@ -389,7 +389,7 @@ Test(context, env_validation) {
 // ---- No Vulkan driver at all
 
 /* The loader finds no driver manifest: the default backend falls back to
- * the CPU, an explicit Vulkan request fails with a message. */
+ * the fast CPU backend, an explicit Vulkan request fails with a message. */
 static void hide_drivers(void) {
     clean_environment();
     setenv("VK_ICD_FILENAMES", "/nonexistent.json", 1);
@@ -398,9 +398,20 @@ static void hide_drivers(void) {
 
 TestSuite(no_driver, .init = hide_drivers, .timeout = 60);
 
-Test(no_driver, default_falls_back_to_cpu) {
+Test(no_driver, default_falls_back_to_cpu_fast) {
+    vkt_context *ctx = create(VKT_BACKEND_DEFAULT, NULL, VKT_OK);
+    cr_assert_eq(query(ctx).backend, VKT_BACKEND_CPU_FAST);
+    cr_assert_str_neq(query(ctx).device_name, "CPU reference");
+    exercise(ctx);
+    h_finish(ctx);
+}
+
+/* Without a driver the reference is still there when asked for. */
+Test(no_driver, cpu_reference_on_request) {
+    setenv("VKT_BACKEND", "cpu", 1);
     vkt_context *ctx = create(VKT_BACKEND_DEFAULT, NULL, VKT_OK);
     cr_assert_eq(query(ctx).backend, VKT_BACKEND_CPU);
+    cr_assert_str_eq(query(ctx).device_name, "CPU reference");
     exercise(ctx);
     h_finish(ctx);
 }

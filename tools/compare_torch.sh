@@ -4,11 +4,14 @@
 # side by side in one run, and vktrain's step time over PyTorch's.
 #
 # vktrain's side is vkt-bench (its train section, the MLP only, on the
-# default Vulkan device: lavapipe on a machine without a GPU, the CPU
-# reference with --cpu); PyTorch's is tools/bench_torch.py with 2 threads.
-# The two alternate per batch size so both see the same machine load.
+# default Vulkan device: lavapipe on a machine without a GPU; the CPU
+# reference with --cpu; the fast CPU backend with --cpu-fast); PyTorch's is
+# tools/bench_torch.py with 2 threads. OpenBLAS, which both the fast CPU
+# backend and Debian's PyTorch do their matmuls with, gets 2 threads too
+# (OPENBLAS_NUM_THREADS, unless set). The two alternate per batch size so
+# both see the same machine load.
 #
-# usage: tools/compare_torch.sh [--build DIR] [--runs N] [--cpu] [--batch B]...
+# usage: tools/compare_torch.sh [--build DIR] [--runs N] [--cpu|--cpu-fast] [--batch B]...
 #   BUILD=build-perf tools/compare_torch.sh     (the build directory, default build)
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -23,7 +26,8 @@ while [ $# -gt 0 ]; do
         --runs) runs=$2; shift 2 ;;
         --batch) batches+=("$2"); shift 2 ;;
         --cpu) cpu=1; shift ;;
-        *) echo "usage: $0 [--build DIR] [--runs N] [--cpu] [--batch B]..." >&2; exit 2 ;;
+        --cpu-fast) cpu=fast; shift ;;
+        *) echo "usage: $0 [--build DIR] [--runs N] [--cpu|--cpu-fast] [--batch B]..." >&2; exit 2 ;;
     esac
 done
 [ ${#batches[@]} -gt 0 ] || batches=(128 512)
@@ -47,11 +51,14 @@ if [ -z "$python" ]; then
     exit 1
 fi
 
-if [ $cpu = 1 ]; then
-    vkt_args=(--device no-such-device)   # no Vulkan device matches: the CPU reference only
-else
-    vkt_args=(--no-cpu)
-fi
+# --device no-such-device: no Vulkan device matches, so only the CPU backend
+# left in is measured.
+case $cpu in
+    1) vkt_args=(--device no-such-device --no-cpu-fast) ;;
+    fast) vkt_args=(--device no-such-device --no-cpu) ;;
+    *) vkt_args=(--no-cpu --no-cpu-fast) ;;
+esac
+export OPENBLAS_NUM_THREADS=${OPENBLAS_NUM_THREADS:-2}
 
 json_ms() { # json_ms FILE: the MLP step's ms and backend from vkt-bench --json
     "$python" - "$1" <<'PY'

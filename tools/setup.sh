@@ -6,25 +6,27 @@
 #   bash tools/setup.sh GROUP...      GROUP: build run test data all perf
 #   bash tools/setup.sh --dry-run GROUP...   print what would be installed
 #
-#   build  compiler, meson, glslc and the Vulkan headers
+#   build  compiler, meson, glslc, the Vulkan headers and OpenBLAS
 #   run    the Vulkan loader and lavapipe (a Vulkan device that needs no GPU)
 #   test   build + run + Criterion, the Khronos validation layer and clang
 #   data   the Fashion-MNIST data set the samples train on
 #   all    build + run + test + data
-#   perf   optional comparison libraries for benchmarks; never part of "all"
+#   perf   NumPy and PyTorch for benchmark comparisons; never part of "all"
 #
 # Needs root or sudo only when something is missing.
 set -euo pipefail
 
 # libc6-dev is only a Recommends of gcc, and --no-install-recommends would
 # otherwise leave a compiler without <stdio.h>.
+# libopenblas-dev: the fast CPU backend's matmuls (without it vktrain still
+# builds, with a slower sgemm of its own).
 build_packages=(meson ninja-build pkg-config gcc libc6-dev glslc spirv-tools
-                libvulkan-dev libvulkan-volk-dev zlib1g-dev libstb-dev)
+                libvulkan-dev libvulkan-volk-dev zlib1g-dev libstb-dev libopenblas-dev)
 run_packages=(libvulkan1 mesa-vulkan-drivers)
 # clang and its runtimes (libFuzzer) build the fuzz targets (tools/fuzz.sh).
 test_packages=(libcriterion-dev vulkan-validationlayers clang libclang-rt-14-dev)
 data_packages=(dataset-fashion-mnist)
-perf_packages=(libopenblas-dev python3-numpy python3-torch)
+perf_packages=(python3-numpy python3-torch)
 
 usage() {
     sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'

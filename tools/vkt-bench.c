@@ -18,11 +18,13 @@
  *             profile (vkt_model_profile) and how its device time compares
  *             with the measured step.
  *
- * Every Vulkan device is measured (or the one --device names) and the CPU
- * reference backend where it is quick enough (small matmuls, the MLP at
- * batch 128). Each figure is the median of --runs timed runs after warm-up
- * runs. A matmul run replays a command buffer holding the matmul enough
- * times for about 50 ms, so submit and fence costs are spread thin.
+ * Every Vulkan device is measured (or the one --device names), the fast CPU
+ * backend (OpenBLAS or its built-in sgemm; not with --no-cpu-fast) and the
+ * CPU reference backend where it is quick enough (small matmuls, the MLP at
+ * batch 128; not with --no-cpu). Each figure is the median of --runs timed
+ * runs after warm-up runs. A matmul run replays a command buffer holding the
+ * matmul enough times for about 50 ms, so submit and fence costs are spread
+ * thin.
  *
  * It drives op-table nodes through the runtime's internal headers for the
  * matmul and dispatch timings (the public API has no way to record a
@@ -31,7 +33,7 @@
  * API for the training steps.
  *
  * usage: vkt-bench [--json] [--device D] [--runs N] [--quick] [--no-cpu]
- *                  [--section matmul|dispatch|roofline|train] [--profile]
+ *                  [--no-cpu-fast] [--section matmul|dispatch|roofline|train] [--profile]
  *                  [--shape MxNxK[:NN|NT|TN|TT]]...  (only these matmuls)
  *                  [--model mlp|cnn] [--batch 128|512] (only these steps)
  *                  [--cpu-time]  (CPU time / cores: a shared machine's idle estimate)
@@ -63,7 +65,7 @@ static const uint32_t probe_copy_texel_spv[] =
 #define MAX_RESULTS 512
 
 typedef struct options {
-    bool json, quick, no_cpu, profile;
+    bool json, quick, no_cpu, no_cpu_fast, profile;
     const char *device, *section;
     int runs;
     const char *shapes[16]; /* --shape MxNxK[:NN|NT|TN|TT]: only these matmuls */
@@ -76,7 +78,8 @@ typedef struct options {
 typedef struct backend {
     vkt_context *ctx;
     char name[96];
-    bool cpu;
+    bool vulkan;    /* has a device for the roofline probes */
+    bool reference; /* the CPU reference: too slow for the large cases */
 } backend;
 
 /* One line of the --json output. */
@@ -157,7 +160,7 @@ static int open_backends(backend *out) {
     if (vkt_device_list(&n, NULL, NULL) == VKT_OK && n > 0) {
         vkt_device_info *infos = xmalloc(n * sizeof *infos);
         if (vkt_device_list(&n, infos, NULL) == VKT_OK) {
-            for (uint32_t i = 0; i < n && count < MAX_BACKENDS - 1; i++) {
+            for (uint32_t i = 0; i < n && count < MAX_BACKENDS - 2; i++) {
                 char index[16];
                 snprintf(index, sizeof index, "%u", i);
                 if (!infos[i].suitable)
@@ -174,19 +177,31 @@ static int open_backends(backend *out) {
                     continue;
                 }
                 out[count].ctx = ctx;
-                out[count].cpu = false;
+                out[count].vulkan = true;
+                out[count].reference = false;
                 snprintf(out[count].name, sizeof out[count].name, "%.95s", infos[i].name);
                 count++;
             }
         }
         free(infos);
     }
+    if (!opt.no_cpu_fast) {
+        vkt_context *ctx;
+        vkt_context_info info;
+        if (vkt_context_create(&(vkt_context_desc){.backend = VKT_BACKEND_CPU_FAST}, &ctx) !=
+                VKT_OK ||
+            vkt_context_query(ctx, &info) != VKT_OK)
+            fail(NULL, "CPU fast context");
+        out[count] = (backend){.ctx = ctx};
+        /* "CPU (OpenBLAS 0.3.21, 2 threads)": what its matmuls run on */
+        snprintf(out[count].name, sizeof out[count].name, "%.95s", info.device_name);
+        count++;
+    }
     if (!opt.no_cpu) {
         vkt_context *ctx;
         if (vkt_context_create(&(vkt_context_desc){.backend = VKT_BACKEND_CPU}, &ctx) != VKT_OK)
             fail(NULL, "CPU context");
-        out[count].ctx = ctx;
-        out[count].cpu = true;
+        out[count] = (backend){.ctx = ctx, .reference = true};
         snprintf(out[count].name, sizeof out[count].name, "CPU reference");
         count++;
     }
@@ -279,7 +294,7 @@ static int mlp_shapes(mm_shape *s, int n, uint32_t batch) {
 
 static double flops(const mm_shape *s) { return 2.0 * s->m * s->n * s->k; }
 
-static double time_matmul(vkt_context *ctx, bool cpu, const mm_shape *s) {
+static double time_matmul(vkt_context *ctx, bool reference, const mm_shape *s) {
     vkt_value a, b, c;
     value_create(ctx, &a, s->ta ? s->k : s->m, s->ta ? s->m : s->k, 1);
     value_create(ctx, &b, s->tb ? s->n : s->k, s->tb ? s->k : s->n, 2);
@@ -290,8 +305,8 @@ static double time_matmul(vkt_context *ctx, bool cpu, const mm_shape *s) {
     /* One run to compile and estimate, then enough repetitions per run for
      * ~50 ms (the CPU reference: one). */
     double one = time_program(ctx, &node, 1, 1);
-    int reps = cpu ? 1 : (int)fmin(256.0, fmax(1.0, ceil(50.0 / fmax(one, 1e-3))));
-    double ms = time_program(ctx, &node, reps, cpu ? 3 : opt.runs);
+    int reps = reference ? 1 : (int)fmin(256.0, fmax(1.0, ceil(50.0 / fmax(one, 1e-3))));
+    double ms = time_program(ctx, &node, reps, reference ? 3 : opt.runs);
     vkt_memory_free(ctx, &a.view);
     vkt_memory_free(ctx, &b.view);
     vkt_memory_free(ctx, &c.view);
@@ -396,11 +411,11 @@ measure:;
             ms_of[s][b] = 0.0;
             /* The CPU reference sums in double, one element at a time:
              * only the smaller shapes finish in reasonable time. */
-            if (bk[b].cpu && flops(&shapes[s]) > 1.2e8) {
+            if (bk[b].reference && flops(&shapes[s]) > 1.2e8) {
                 fprintf(out, " %14s", "-");
                 continue;
             }
-            double ms = time_matmul(bk[b].ctx, bk[b].cpu, &shapes[s]);
+            double ms = time_matmul(bk[b].ctx, bk[b].reference, &shapes[s]);
             ms_of[s][b] = ms;
             double gf = flops(&shapes[s]) / (ms * 1e6);
             fprintf(out, " %14.2f", gf);
@@ -690,7 +705,7 @@ static void bench_roofline(backend *bk, int nb) {
     fprintf(out, "\nroofline: probe kernels, median of %d runs\n", opt.runs);
     fprintf(out, "  %-28s %-36s %10s %12s %10s\n", "backend", "probe", "ms", "GFLOP/s", "GB/s");
     for (int b = 0; b < nb; b++) {
-        if (bk[b].cpu)
+        if (!bk[b].vulkan)
             continue;
         vkt_context *ctx = bk[b].ctx;
         vk_state *vk = vk_of(ctx);
@@ -824,7 +839,7 @@ static void bench_train_one(backend *bk, bool cnn, int64_t batch) {
         y[i] = (float)(i % 10);
     vkt_feed feeds[2] = {{n.x, x, n.x_count}, {n.y, y, (size_t)batch}};
     /* CNN steps on CPU devices take seconds: fewer runs. */
-    int runs = bk->cpu || cnn ? (opt.runs < 5 ? opt.runs : 5) : opt.runs * 3;
+    int runs = bk->reference || cnn ? (opt.runs < 5 ? opt.runs : 5) : opt.runs * 3;
     double *t = xmalloc((size_t)runs * sizeof *t);
     for (int r = -2; r < runs; r++) {
         double t0 = now_ms();
@@ -890,7 +905,7 @@ static void bench_train(backend *bk, int nb) {
                     continue;
                 /* the reference runs the CNN and batch 512 too slowly to
                  * measure by default */
-                if (bk[b].cpu && (cnn || batch > 128))
+                if (bk[b].reference && (cnn || batch > 128))
                     continue;
                 bench_train_one(&bk[b], cnn, batch);
             }
@@ -935,7 +950,7 @@ static void print_json(void) {
 
 static void usage(void) {
     fprintf(stderr, "usage: vkt-bench [--json] [--device INDEX|NAME] [--runs N] [--quick] "
-                    "[--no-cpu]\n                 [--section matmul|dispatch|roofline|train] "
+                    "[--no-cpu] [--no-cpu-fast]\n                 [--section matmul|dispatch|roofline|train] "
                     "[--profile] [--shape MxNxK[:NT]]...\n                 [--model mlp|cnn] "
                     "[--batch 128|512] [--cpu-time]\n");
 }
@@ -950,6 +965,8 @@ int main(int argc, char **argv) {
             opt.quick = true;
         else if (strcmp(a, "--no-cpu") == 0)
             opt.no_cpu = true;
+        else if (strcmp(a, "--no-cpu-fast") == 0)
+            opt.no_cpu_fast = true;
         else if (strcmp(a, "--profile") == 0)
             opt.profile = true;
         else if (strcmp(a, "--device") == 0 && i + 1 < argc)

@@ -3,7 +3,7 @@
  * With --json the same facts come out as one JSON object for scripts.
  *
  * "No Vulkan" is a normal outcome, not a failure: vktrain then runs on its
- * CPU backend, so this tool says so and exits 0. It exits 1 only when the
+ * fast CPU backend, so this tool says so and exits 0. It exits 1 only when the
  * listing itself fails in an unexpected way, and 2 on bad arguments. */
 #include "vktrain.h"
 
@@ -71,6 +71,7 @@ typedef struct environment {
     const char *backend; /* VKT_BACKEND, NULL if unset or empty */
     const char *device;  /* VKT_DEVICE, NULL if unset or empty */
     bool forced_cpu;     /* VKT_BACKEND=cpu: no device is used at all */
+    bool forced_cpu_fast; /* VKT_BACKEND=cpu-fast: no device either */
     bool forced_vulkan;  /* VKT_BACKEND=vulkan: no CPU fallback */
     bool bad_backend;    /* any other VKT_BACKEND value makes every create fail */
 } environment;
@@ -83,20 +84,28 @@ static const char *env_or_null(const char *name) {
 /* Where vkt_context_create with a zero desc ends up, following the same
  * rules as the runtime: the environment first, then the preferred device,
  * then the CPU fallback for a default backend. */
-typedef enum outcome { OUTCOME_VULKAN, OUTCOME_CPU, OUTCOME_FAILS } outcome;
+typedef enum outcome { OUTCOME_VULKAN, OUTCOME_CPU, OUTCOME_CPU_FAST, OUTCOME_FAILS } outcome;
 
 static outcome default_outcome(const environment *env, uint32_t preferred) {
     if (env->bad_backend)
         return OUTCOME_FAILS;
     if (env->forced_cpu)
         return OUTCOME_CPU;
+    if (env->forced_cpu_fast)
+        return OUTCOME_CPU_FAST;
     if (preferred != UINT32_MAX)
         return OUTCOME_VULKAN;
-    return env->forced_vulkan ? OUTCOME_FAILS : OUTCOME_CPU;
+    return env->forced_vulkan ? OUTCOME_FAILS : OUTCOME_CPU_FAST;
 }
 
 static const char *outcome_name(outcome o) {
-    return o == OUTCOME_VULKAN ? "vulkan" : o == OUTCOME_CPU ? "cpu" : "none";
+    switch (o) {
+    case OUTCOME_VULKAN: return "vulkan";
+    case OUTCOME_CPU: return "cpu";
+    case OUTCOME_CPU_FAST: return "cpu-fast";
+    case OUTCOME_FAILS: break;
+    }
+    return "none";
 }
 
 // ---- Text output
@@ -145,18 +154,21 @@ static void print_outcome_text(const environment *env, uint32_t preferred,
                infos[preferred].name);
         break;
     case OUTCOME_CPU:
-        if (env->forced_cpu)
-            printf("VKT_BACKEND=cpu: contexts use the CPU reference backend, no Vulkan device.\n");
+        printf("VKT_BACKEND=cpu: contexts use the CPU reference backend, no Vulkan device.\n");
+        break;
+    case OUTCOME_CPU_FAST:
+        if (env->forced_cpu_fast)
+            printf("VKT_BACKEND=cpu-fast: contexts use the fast CPU backend, no Vulkan device.\n");
         else if (env->device)
-            printf("No usable Vulkan device matches VKT_DEVICE=%s: contexts fall back to the CPU\n"
-                   "reference backend (VKT_BACKEND=vulkan would fail instead).\n", env->device);
+            printf("No usable Vulkan device matches VKT_DEVICE=%s: contexts fall back to the fast\n"
+                   "CPU backend (VKT_BACKEND=vulkan would fail instead).\n", env->device);
         else
-            printf("No usable Vulkan device: contexts fall back to the CPU reference backend.\n");
+            printf("No usable Vulkan device: contexts fall back to the fast CPU backend.\n");
         break;
     case OUTCOME_FAILS:
         if (env->bad_backend)
-            printf("VKT_BACKEND=%s is neither 'cpu' nor 'vulkan': every context creation fails.\n",
-                   env->backend);
+            printf("VKT_BACKEND=%s is not 'cpu', 'cpu-fast' or 'vulkan': every context creation "
+                   "fails.\n", env->backend);
         else
             printf("VKT_BACKEND=vulkan but no usable device%s%s: creating a context fails;\n"
                    "unset VKT_BACKEND to fall back to the CPU backend.\n",
@@ -185,11 +197,11 @@ static void print_no_vulkan_text(vkt_result r, const environment *env) {
            r == VKT_ERROR_NO_VULKAN ? "loader (libvulkan.so.1 could not be loaded)" : "device");
     printf("  reason: %s\n", vkt_last_error());
     if (default_outcome(env, UINT32_MAX) == OUTCOME_FAILS)
-        printf("VKT_BACKEND=%s is set, so creating a context fails; unset it to use the CPU\n"
-               "reference backend.\n", env->backend);
+        printf("VKT_BACKEND=%s is set, so creating a context fails; unset it to use the fast\n"
+               "CPU backend.\n", env->backend);
     else
-        printf("The CPU reference backend still works: contexts fall back to it automatically\n"
-               "(or force it with VKT_BACKEND=cpu).\n");
+        printf("The CPU backends still work: contexts fall back to the fast one automatically\n"
+               "(or force it with VKT_BACKEND=cpu-fast; VKT_BACKEND=cpu is the reference).\n");
     /* The loader's own message already says what to install. */
     if (r == VKT_ERROR_NO_DEVICE)
         printf("On Debian, 'apt-get install mesa-vulkan-drivers' gives a Vulkan device even\n"
@@ -303,8 +315,9 @@ int main(int argc, char **argv) {
     }
     environment env = {.backend = env_or_null("VKT_BACKEND"), .device = env_or_null("VKT_DEVICE")};
     env.forced_cpu = env.backend && strcmp(env.backend, "cpu") == 0;
+    env.forced_cpu_fast = env.backend && strcmp(env.backend, "cpu-fast") == 0;
     env.forced_vulkan = env.backend && strcmp(env.backend, "vulkan") == 0;
-    env.bad_backend = env.backend && !env.forced_cpu && !env.forced_vulkan;
+    env.bad_backend = env.backend && !env.forced_cpu && !env.forced_cpu_fast && !env.forced_vulkan;
 
     uint32_t count = 0, preferred = UINT32_MAX;
     vkt_result r = vkt_device_list(&count, NULL, NULL);

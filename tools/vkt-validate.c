@@ -1,6 +1,8 @@
-/* vkt-validate: can this machine's Vulkan devices be trusted to train?
+/* vkt-validate: can this machine's backends be trusted to train?
  *
- * On every Vulkan device (or the one --device names) it runs every op of the
+ * On every Vulkan device (or the one --device names), and on the fast CPU
+ * backend (VKT_BACKEND_CPU_FAST: OpenBLAS or its built-in sgemm, float
+ * kernels; --device cpu-fast for it alone), it runs every op of the
  * op table (forward and backward kernels, losses, optimizers, convolution,
  * pooling) at awkward shapes (sizes of 1, primes, just past a power of two,
  * every transpose) against the CPU reference backend on the same inputs, and
@@ -16,13 +18,15 @@
  * the reference.
  *
  * The exit status is 0 only if everything passed. VKT_TEST_PERTURB=<kernel>
- * (a test hook of the runtime) makes that kernel deliberately wrong, to show
- * that this tool notices.
+ * (a test hook of the runtime; on CPU fast it names an op) makes that kernel
+ * deliberately wrong, to show that this tool notices. VKT_BACKEND is
+ * ignored: the tool picks each backend itself, and the reference must be
+ * the reference.
  *
  * It builds op-table nodes through the runtime's internal headers: the ops
  * have no public entry points of their own.
  *
- * usage: vkt-validate [--device INDEX|NAME] [--json] [--quiet]
+ * usage: vkt-validate [--device INDEX|NAME|cpu-fast] [--json] [--quiet]
  */
 #include "../runtime/ops/op.h"
 
@@ -567,11 +571,14 @@ static void json_number(double v) {
         printf("null");
 }
 
-/* Validates one device; returns the number of failures. */
+/* Validates one backend: a Vulkan device (index is its decimal index) or
+ * the fast CPU backend (index "cpu-fast"). Returns the number of failures. */
 static int validate_device(const char *index, const char *name, vkt_context *cpu, bool first) {
+    bool cpu_fast = strcmp(index, "cpu-fast") == 0;
     vkt_context *gpu;
-    if (vkt_context_create(&(vkt_context_desc){.backend = VKT_BACKEND_VULKAN, .device = index},
-                           &gpu) != VKT_OK) {
+    vkt_context_desc desc = {.backend = cpu_fast ? VKT_BACKEND_CPU_FAST : VKT_BACKEND_VULKAN,
+                             .device = cpu_fast ? NULL : index};
+    if (vkt_context_create(&desc, &gpu) != VKT_OK) {
         fprintf(stderr, "vkt-validate: device %s (%s): %s\n", index, name, vkt_last_error());
         if (json)
             printf("%s  {\"device\": \"%s\", \"error\": \"cannot create a context\"}", first ? "" : ",\n",
@@ -586,7 +593,11 @@ static int validate_device(const char *index, const char *name, vkt_context *cpu
     if (json) {
         printf("%s  {\"device\": ", first ? "" : ",\n");
         json_string(name);
-        printf(", \"index\": %s, \"cases\": [\n", index);
+        /* the index is a device index; the CPU backend has none */
+        if (cpu_fast)
+            printf(", \"index\": null, \"backend\": \"cpu-fast\", \"cases\": [\n");
+        else
+            printf(", \"index\": %s, \"backend\": \"vulkan\", \"cases\": [\n", index);
     }
     bool covered[VKT_OP_COUNT] = {false};
     for (int i = 0; i < case_count; i++) {
@@ -663,7 +674,39 @@ static int validate_device(const char *index, const char *name, vkt_context *cpu
 }
 
 static void usage(void) {
-    fprintf(stderr, "usage: vkt-validate [--device INDEX|NAME] [--json] [--quiet]\n");
+    fprintf(stderr, "usage: vkt-validate [--device INDEX|NAME|cpu-fast] [--json] [--quiet]\n");
+}
+
+/* Validates the Vulkan devices that `device` selects (all when NULL);
+ * counts them in *validated. A machine without Vulkan has none to check. */
+static int validate_vulkan(const char *device, vkt_context *cpu, int *validated) {
+    uint32_t n = 0;
+    if (vkt_device_list(&n, NULL, NULL) != VKT_OK || n == 0) {
+        fprintf(stderr, "vkt-validate: no Vulkan device: %s\n", vkt_last_error());
+        return 0;
+    }
+    vkt_device_info *infos = calloc(n, sizeof *infos);
+    if (!infos || vkt_device_list(&n, infos, NULL) != VKT_OK) {
+        fprintf(stderr, "vkt-validate: listing devices: %s\n", vkt_last_error());
+        free(infos);
+        return 1;
+    }
+    int failures = 0;
+    for (uint32_t i = 0; i < n; i++) {
+        char index[16];
+        snprintf(index, sizeof index, "%u", i);
+        if (device && strcmp(device, index) != 0 && !strstr(infos[i].name, device))
+            continue;
+        if (!infos[i].suitable) {
+            fprintf(stderr, "vkt-validate: device %u (%s) skipped: %s\n", i, infos[i].name,
+                    infos[i].unsuitable_reason);
+            continue;
+        }
+        failures += validate_device(index, infos[i].name, cpu, *validated == 0);
+        (*validated)++;
+    }
+    free(infos);
+    return failures;
 }
 
 int main(int argc, char **argv) {
@@ -686,36 +729,32 @@ int main(int argc, char **argv) {
     conv_pool_cases();
     optimizer_cases();
 
+    /* Each backend is chosen here; an environment override would turn the
+     * reference (or the devices) into something else. The model check's
+     * own reference context (vkt_model_check) must not be redirected
+     * either. */
+    unsetenv("VKT_BACKEND");
     vkt_context *cpu;
     if (vkt_context_create(&(vkt_context_desc){.backend = VKT_BACKEND_CPU}, &cpu) != VKT_OK) {
         fprintf(stderr, "vkt-validate: CPU reference: %s\n", vkt_last_error());
         return 1;
     }
-    uint32_t n = 0;
-    if (vkt_device_list(&n, NULL, NULL) != VKT_OK || n == 0) {
-        fprintf(stderr, "vkt-validate: no Vulkan device: %s\n", vkt_last_error());
-        vkt_context_destroy(cpu);
-        return 1;
-    }
-    vkt_device_info *infos = calloc(n, sizeof *infos);
-    if (!infos || vkt_device_list(&n, infos, NULL) != VKT_OK) {
-        fprintf(stderr, "vkt-validate: listing devices: %s\n", vkt_last_error());
-        return 1;
-    }
     if (json)
         printf("{\"devices\": [\n");
     int failures = 0, validated = 0;
-    for (uint32_t i = 0; i < n; i++) {
-        char index[16];
-        snprintf(index, sizeof index, "%u", i);
-        if (device && strcmp(device, index) != 0 && !strstr(infos[i].name, device))
-            continue;
-        if (!infos[i].suitable) {
-            fprintf(stderr, "vkt-validate: device %u (%s) skipped: %s\n", i, infos[i].name,
-                    infos[i].unsuitable_reason);
-            continue;
+    bool only_cpu_fast = device && strcmp(device, "cpu-fast") == 0;
+    if (!only_cpu_fast)
+        failures += validate_vulkan(device, cpu, &validated);
+    /* The fast CPU backend is what a machine without a device trains on. */
+    if (!device || only_cpu_fast) {
+        vkt_context *fast;
+        vkt_context_info info = {.device_name = "CPU fast"};
+        if (vkt_context_create(&(vkt_context_desc){.backend = VKT_BACKEND_CPU_FAST}, &fast) ==
+            VKT_OK) {
+            vkt_context_query(fast, &info);
+            vkt_context_destroy(fast);
         }
-        failures += validate_device(index, infos[i].name, cpu, validated == 0);
+        failures += validate_device("cpu-fast", info.device_name, cpu, validated == 0);
         validated++;
     }
     if (json)
@@ -726,7 +765,6 @@ int main(int argc, char **argv) {
                 device ? device : "");
         failures++;
     }
-    free(infos);
     vkt_context_destroy(cpu);
     fprintf(json ? stderr : stdout, "\nvkt-validate: %s\n", failures ? "FAIL" : "PASS");
     return failures ? 1 : 0;

@@ -70,11 +70,13 @@ static vkt_result apply_environment(vkt_context_desc *desc) {
     if (backend && *backend) {
         if (strcmp(backend, "cpu") == 0)
             desc->backend = VKT_BACKEND_CPU;
+        else if (strcmp(backend, "cpu-fast") == 0)
+            desc->backend = VKT_BACKEND_CPU_FAST;
         else if (strcmp(backend, "vulkan") == 0)
             desc->backend = VKT_BACKEND_VULKAN;
         else
             return vkt_error(NULL, VKT_ERROR_INVALID_ARGUMENT,
-                             "VKT_BACKEND='%s' is not 'cpu' or 'vulkan'", backend);
+                             "VKT_BACKEND='%s' is not 'cpu', 'cpu-fast' or 'vulkan'", backend);
     }
     const char *validation = getenv("VKT_VALIDATION");
     if (validation && *validation)
@@ -86,18 +88,24 @@ static vkt_result init_backend(vkt_context *ctx) {
     switch (ctx->desc.backend) {
     case VKT_BACKEND_CPU:
         return vkt_cpu_backend_init(ctx);
+    case VKT_BACKEND_CPU_FAST:
+        return vkt_cpu_fast_backend_init(ctx);
     case VKT_BACKEND_VULKAN:
         return vkt_vulkan_backend_init(ctx);
     case VKT_BACKEND_DEFAULT: {
         vkt_result r = vkt_vulkan_backend_init(ctx);
         /* Falling back is right when there is no Vulkan at all, not when
-         * the user named a device that does not exist: say so instead. */
+         * the user named a device that does not exist: say so instead. The
+         * fallback is the fast CPU backend: a machine without a device
+         * should still train at native speed; the reference is for
+         * checking, and VKT_BACKEND=cpu still asks for it. */
         const char *env_device = getenv("VKT_DEVICE");
         bool device_named = ctx->desc.device || (env_device && *env_device);
         if ((r == VKT_ERROR_NO_VULKAN || r == VKT_ERROR_NO_DEVICE) && !device_named) {
-            vkt_log(ctx, VKT_LOG_INFO, "no Vulkan device (%s); using the CPU backend", ctx->error);
+            vkt_log(ctx, VKT_LOG_INFO, "no Vulkan device (%s); using the fast CPU backend",
+                    ctx->error);
             vkt_clear_error(ctx);
-            return vkt_cpu_backend_init(ctx);
+            return vkt_cpu_fast_backend_init(ctx);
         }
         return r;
     }
@@ -106,7 +114,8 @@ static vkt_result init_backend(vkt_context *ctx) {
                      (int)ctx->desc.backend);
 }
 
-vkt_result vkt_context_create(const vkt_context_desc *desc, vkt_context **out_ctx) {
+static vkt_result context_create(const vkt_context_desc *desc, bool environment,
+                                 vkt_context **out_ctx) {
     thread_error[0] = '\0';
     if (!desc || !out_ctx)
         return vkt_error(NULL, VKT_ERROR_INVALID_ARGUMENT, "vkt_context_create: %s is NULL",
@@ -115,7 +124,7 @@ vkt_result vkt_context_create(const vkt_context_desc *desc, vkt_context **out_ct
     if (!ctx)
         return vkt_error(NULL, VKT_ERROR_OUT_OF_HOST_MEMORY, "vkt_context_create: out of memory");
     ctx->desc = *desc;
-    vkt_result r = apply_environment(&ctx->desc);
+    vkt_result r = environment ? apply_environment(&ctx->desc) : VKT_OK;
     if (r == VKT_OK)
         r = init_backend(ctx);
     if (r != VKT_OK) {
@@ -129,6 +138,14 @@ vkt_result vkt_context_create(const vkt_context_desc *desc, vkt_context **out_ct
     ctx->desc.external = NULL;
     *out_ctx = ctx;
     return VKT_OK;
+}
+
+vkt_result vkt_context_create(const vkt_context_desc *desc, vkt_context **out_ctx) {
+    return context_create(desc, true, out_ctx);
+}
+
+vkt_result vkt_reference_context_create(vkt_context **out_ctx) {
+    return context_create(&(vkt_context_desc){.backend = VKT_BACKEND_CPU}, false, out_ctx);
 }
 
 void vkt_context_destroy(vkt_context *ctx) {

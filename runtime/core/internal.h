@@ -159,6 +159,12 @@ static inline float *vkt_view_host(const vkt_view *view) {
 
 /* Backend entry points, each in its own directory. */
 vkt_result vkt_cpu_backend_init(vkt_context *ctx);
+/* A CPU reference context whatever VKT_BACKEND says: the oracle that check
+ * mode compares against must never be redirected to another backend. */
+vkt_result vkt_reference_context_create(vkt_context **out_ctx);
+/* The CPU backend again, running nodes through the fast float kernels of
+ * runtime/cpu/cpu_fast.c where there is one. */
+vkt_result vkt_cpu_fast_backend_init(vkt_context *ctx);
 vkt_result vkt_vulkan_backend_init(vkt_context *ctx);
 
 #endif

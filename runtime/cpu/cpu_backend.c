@@ -1,7 +1,10 @@
-/* cpu_backend.c: the reference backend. Blocks are host memory and nodes run
- * through each op's plain-C reference: the oracle every GPU result is
- * compared against. */
-#include "../ops/op.h"
+/* cpu_backend.c: the CPU backends. Blocks are host memory and programs run
+ * their nodes in order. The reference backend runs every node through its
+ * op's plain-C reference: the oracle every other result is compared
+ * against. The fast backend (VKT_BACKEND_CPU_FAST) is the same backend but
+ * for one thing: a node runs through its fast float kernel (cpu_fast.c)
+ * where there is one. */
+#include "cpu_fast.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,7 +13,13 @@
 /* Host blocks are allocated to this alignment so float loads are aligned. */
 #define CPU_BLOCK_ALIGNMENT 64
 
-static void cpu_destroy(vkt_context *ctx) { (void)ctx; }
+/* Only the fast backend has state: the op whose kernel a test asked to be
+ * wrong. The reference never takes it: the oracle stays exact. */
+typedef struct cpu_fast_state {
+    vkt_op perturbed; /* VKT_OP_COUNT: none */
+} cpu_fast_state;
+
+static void cpu_destroy(vkt_context *ctx) { free(ctx->backend_state); }
 
 static vkt_result cpu_block_create(vkt_context *ctx, uint64_t size, vkt_block *block) {
     if (size > SIZE_MAX)
@@ -40,10 +49,27 @@ static vkt_result cpu_read(vkt_context *ctx, const vkt_view *src, void *dst, uin
     return VKT_OK;
 }
 
+/* The test hook's fault: the first output's last element is off by one,
+ * as a kernel that misses its edge would leave it. */
+static void perturb(const vkt_node *node) {
+    const vkt_value *out = node->out[0];
+    int64_t n = vkt_shape_numel(&out->shape);
+    if (n > 0)
+        vkt_view_host(&out->view)[n - 1] += 1.0f;
+}
+
 static vkt_result cpu_run(vkt_context *ctx, const vkt_node *const *nodes, size_t count) {
-    (void)ctx;
-    for (size_t i = 0; i < count; i++)
-        vkt_op_get(nodes[i]->op)->cpu(nodes[i]);
+    const cpu_fast_state *fast = ctx->backend == VKT_BACKEND_CPU_FAST ? ctx->backend_state : NULL;
+    for (size_t i = 0; i < count; i++) {
+        vkt_cpu_fast_fn kernel = fast ? vkt_cpu_fast_kernel(nodes[i]->op) : NULL;
+        if (!kernel) {
+            vkt_op_get(nodes[i]->op)->cpu(nodes[i]);
+            continue;
+        }
+        kernel(nodes[i]);
+        if (nodes[i]->op == fast->perturbed)
+            perturb(nodes[i]);
+    }
     return VKT_OK;
 }
 
@@ -112,8 +138,10 @@ static void cpu_program_stats(const vkt_program *p, vkt_program_stats *stats) {
 }
 
 static void cpu_query(const vkt_context *ctx, vkt_context_info *info) {
-    (void)ctx;
-    snprintf(info->device_name, sizeof info->device_name, "CPU reference");
+    if (ctx->backend == VKT_BACKEND_CPU_FAST)
+        vkt_cpu_fast_describe(info->device_name, sizeof info->device_name);
+    else
+        snprintf(info->device_name, sizeof info->device_name, "CPU reference");
     info->subgroup_size = 1;
 }
 
@@ -139,5 +167,27 @@ vkt_result vkt_cpu_backend_init(vkt_context *ctx) {
     ctx->alignment = CPU_BLOCK_ALIGNMENT;
     ctx->default_block_size = 16u << 20;
     ctx->max_tensor_bytes = UINT64_MAX / 2;
+    return VKT_OK;
+}
+
+vkt_result vkt_cpu_fast_backend_init(vkt_context *ctx) {
+    cpu_fast_state *state = malloc(sizeof *state);
+    if (!state)
+        return vkt_error(ctx, VKT_ERROR_OUT_OF_HOST_MEMORY, "out of host memory for a context");
+    vkt_cpu_backend_init(ctx);
+    ctx->backend = VKT_BACKEND_CPU_FAST;
+    ctx->backend_state = state;
+    /* VKT_TEST_PERTURB=<op>, a test hook as on Vulkan (there it names a
+     * kernel): that op's fast kernel gives a wrong result, to show that
+     * the checkers notice. */
+    state->perturbed = VKT_OP_COUNT;
+    const char *name = getenv("VKT_TEST_PERTURB");
+    for (uint32_t op = 0; name && op < VKT_OP_COUNT; op++) {
+        if (vkt_cpu_fast_kernel((vkt_op)op) && strcmp(vkt_op_get((vkt_op)op)->name, name) == 0) {
+            state->perturbed = (vkt_op)op;
+            vkt_log(ctx, VKT_LOG_WARNING, "VKT_TEST_PERTURB: the fast '%s' is deliberately wrong",
+                    name);
+        }
+    }
     return VKT_OK;
 }

@@ -174,7 +174,7 @@ vkt_result model_check(vkt_model *m, vkt_check_report *report) {
     }
     vkt_context *cpu = NULL;
     if (r == VKT_OK)
-        r = vkt_context_create(&(vkt_context_desc){.backend = VKT_BACKEND_CPU}, &cpu);
+        r = vkt_reference_context_create(&cpu);
     if (r != VKT_OK)
         return r == VKT_OK ? r : vkt_error(ctx, r, "check mode: %s", vkt_last_error());
     for (uint32_t i = 0; i < m->g->node_count && r == VKT_OK; i++) {

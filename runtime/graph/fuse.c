@@ -38,8 +38,8 @@ static int32_t only_reader(const vkt_graph *g, vkt_var v) {
 
 /* A temporary written by `producer` and read once, by a node of op `op` as
  * its first input: returns that node, or -1. */
-static int32_t sole_consumer(const vkt_graph *g, const uint32_t *readers, const graph_node *producer,
-                             vkt_op op) {
+static int32_t sole_consumer(const vkt_graph *g, const uint32_t *readers,
+                             const graph_node *producer, vkt_op op) {
     vkt_var out = producer->out[0];
     if (g->vars[out].kind != VAR_TEMP || readers[out] != 1)
         return -1;

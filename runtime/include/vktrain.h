@@ -1,10 +1,13 @@
 /* vktrain.h: the whole public API of vktrain, a neural-network training
  * runtime that runs GLSL compute shaders on any Vulkan device, with a CPU
- * reference backend that runs the very same kernels as plain C loops.
+ * reference backend that runs the very same kernels as plain C loops, and a
+ * fast CPU backend (OpenBLAS matmuls where available) for machines without
+ * a Vulkan device.
  *
  * OVERVIEW
  *   A vkt_context owns one backend: a Vulkan device (picked automatically,
- *   or chosen by the caller) or the CPU reference. Tensors live in memory the
+ *   or chosen by the caller), the CPU reference or the fast CPU backend.
+ *   Tensors live in memory the
  *   context sub-allocates from a few large blocks. Kernels run on tensors
  *   either one at a time ("eager" calls like vkt_matmul, one submit each, for
  *   experiments and tests) or, for training, as a whole graph recorded once
@@ -46,7 +49,7 @@
  *   used from different threads concurrently.
  *
  * ENVIRONMENT
- *   VKT_BACKEND=cpu|vulkan   forces a backend (overrides the desc).
+ *   VKT_BACKEND=cpu|cpu-fast|vulkan   forces a backend (overrides the desc).
  *   VKT_DEVICE=N|substring   picks the Vulkan device by index or name.
  *   VKT_VALIDATION=1         enables the Khronos validation layer.
  *
@@ -100,9 +103,14 @@ VKT_API const char *vkt_result_string(vkt_result result);
 typedef struct vkt_context vkt_context;
 
 typedef enum vkt_backend {
-    VKT_BACKEND_DEFAULT = 0, /* Vulkan if a device exists, else CPU */
+    VKT_BACKEND_DEFAULT = 0, /* Vulkan if a device exists, else CPU fast */
     VKT_BACKEND_VULKAN,      /* Vulkan or fail */
-    VKT_BACKEND_CPU          /* the plain-C reference backend */
+    VKT_BACKEND_CPU,         /* the plain-C reference backend: the oracle */
+    /* The reference's memory and programs with fast float kernels: OpenBLAS
+     * sgemm when vktrain was built with it (else a blocked sgemm of its
+     * own), vectorizable loops for the rest. Validated against
+     * VKT_BACKEND_CPU; results agree to float rounding, not bit for bit. */
+    VKT_BACKEND_CPU_FAST
 } vkt_backend;
 
 typedef enum vkt_log_level {
@@ -163,8 +171,10 @@ VKT_API const char *vkt_context_last_error(const vkt_context *ctx);
 VKT_API const char *vkt_last_error(void);
 
 typedef struct vkt_context_info {
-    vkt_backend backend;      /* VKT_BACKEND_VULKAN or VKT_BACKEND_CPU */
-    char device_name[256];    /* "CPU reference" for the CPU backend */
+    vkt_backend backend;      /* VKT_BACKEND_VULKAN, _CPU or _CPU_FAST */
+    /* "CPU reference" for the CPU backend; for CPU fast what does its
+     * matmuls: "CPU (OpenBLAS 0.3.21, 2 threads)" or "CPU (built-in sgemm)" */
+    char device_name[256];
     uint32_t device_index;    /* index in vkt_device_list order */
     uint32_t subgroup_size;
     bool validation;          /* validation layer active */
@@ -320,8 +330,9 @@ VKT_API vkt_result vkt_relu_backward(vkt_context *ctx, vkt_tensor *dx, const vkt
  * in one arena by lifetime, and the Vulkan backend records the whole
  * training step (upload, forward, loss, backward, update) into one command
  * buffer that every vkt_model_step replays with one submit. Evaluation has
- * its own forward-only command buffer. The CPU backend runs the same nodes
- * through the reference kernels. */
+ * its own forward-only command buffer. The CPU backends run the same nodes
+ * in order: the reference through the reference kernels, CPU fast through
+ * its float kernels where it has one. */
 
 typedef struct vkt_graph vkt_graph;
 typedef int32_t vkt_var; /* 0 means "no variable" (a failed builder call) */
@@ -537,7 +548,7 @@ VKT_API vkt_result vkt_model_check(vkt_model *model, const vkt_feed *feeds, uint
  * the time went: per node (its dispatches plus the barriers and idle time
  * just before them, so the nodes' times add up to device_ms), per kernel,
  * and the share outside kernels (barriers, launches, idle). On the CPU
- * backend each node is timed with the host clock instead. A queue without
+ * backends each node is timed with the host clock instead. A queue without
  * timestamps gives VKT_ERROR_UNSUPPORTED.
  *
  * VKT_PROFILE=1 profiles the third step of every model (the first two warm

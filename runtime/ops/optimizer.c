@@ -14,7 +14,7 @@
  * The float operations follow PyTorch's single-tensor implementations in
  * order, so results agree to rounding (the GPU may fuse a multiply-add).
  * Dimension legend: n parameters of any shape, flattened. */
-#include "op.h"
+#include "optimizer_update.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -91,59 +91,11 @@ static vkt_result clip_scale_infer(const vkt_node *node, vkt_shape *out, char *e
 
 // ---- CPU reference
 
-/* reference: https://pytorch.org/docs/stable/generated/torch.optim.SGD.html
- * (maximize off). With momentum 0 the buffer is neither read nor written. */
-static void sgd_cpu(const vkt_node *node) {
-    const float *grad = vkt_view_host(&node->in[0]->view);  // (n)
-    const float *hyper = vkt_view_host(&node->in[1]->view); // (VKT_HYPER_COUNT)
-    float *p = vkt_view_host(&node->out[0]->view);          // (n)
-    float *buf = vkt_view_host(&node->out[1]->view);        // (n)
-    float lr = hyper[VKT_HYPER_LR], scale = hyper[VKT_HYPER_GRAD_SCALE];
-    /* torch starts the buffer as a copy of the first step's gradient */
-    bool first = hyper[VKT_HYPER_STEP] <= 1.0f;
-    float momentum = node->p.sgd.momentum, dampening = node->p.sgd.dampening;
-    float wd = node->p.sgd.weight_decay;
-    for (int64_t i = 0, n = vkt_shape_numel(&node->out[0]->shape); i < n; i++) {
-        float g = grad[i] * scale;
-        if (wd != 0.0f)
-            g = g + wd * p[i];
-        if (momentum != 0.0f) {
-            float b = first ? g : momentum * buf[i] + (1.0f - dampening) * g;
-            buf[i] = b;
-            g = node->p.sgd.nesterov ? g + momentum * b : b;
-        }
-        p[i] = p[i] - lr * g;
-    }
-}
+/* The updates themselves are optimizer_update.h, shared with the fast CPU
+ * backend. */
+static void sgd_cpu(const vkt_node *node) { vkt_sgd_update(node); }
 
-/* reference: https://pytorch.org/docs/stable/generated/torch.optim.Adam.html
- * reference: https://pytorch.org/docs/stable/generated/torch.optim.AdamW.html
- * (amsgrad and maximize off). PyTorch writes the first moment as
- * m.lerp_(g, 1 - beta1), which is the same beta1*m + (1-beta1)*g. */
-static void adam_cpu(const vkt_node *node) {
-    const float *grad = vkt_view_host(&node->in[0]->view);  // (n)
-    const float *hyper = vkt_view_host(&node->in[1]->view); // (VKT_HYPER_COUNT)
-    float *p = vkt_view_host(&node->out[0]->view);          // (n)
-    float *m = vkt_view_host(&node->out[1]->view);          // (n)
-    float *v = vkt_view_host(&node->out[2]->view);          // (n)
-    float lr = hyper[VKT_HYPER_LR], scale = hyper[VKT_HYPER_GRAD_SCALE];
-    float beta1 = node->p.adam.beta1, beta2 = node->p.adam.beta2, eps = node->p.adam.eps;
-    float wd = node->p.adam.weight_decay;
-    float step_size = lr / hyper[VKT_HYPER_BIAS1];
-    float bias2_sqrt = sqrtf(hyper[VKT_HYPER_BIAS2]);
-    float decay = 1.0f - lr * wd; /* AdamW's p.mul_(1 - lr * weight_decay) */
-    for (int64_t i = 0, n = vkt_shape_numel(&node->out[0]->shape); i < n; i++) {
-        float g = grad[i] * scale;
-        if (node->p.adam.decoupled)
-            p[i] = p[i] * decay;
-        else if (wd != 0.0f)
-            g = g + wd * p[i];
-        m[i] = beta1 * m[i] + (1.0f - beta1) * g;
-        v[i] = beta2 * v[i] + (1.0f - beta2) * g * g;
-        float denom = sqrtf(v[i]) / bias2_sqrt + eps;
-        p[i] = p[i] - step_size * m[i] / denom;
-    }
-}
+static void adam_cpu(const vkt_node *node) { vkt_adam_update(node); }
 
 /* The oracle sums in double; the kernel's float tree sum must match it to
  * rounding. */
