@@ -5,9 +5,13 @@
  * can resume from.
  *
  *   fashion_mnist [--model mlp|cnn] [--epochs N] [--batch B] [--lr LR]
- *                 [--seed S] [--device D] [--cpu] [--data DIR] [--limit N]
- *                 [--checkpoint FILE] [--resume FILE] [--csv FILE]
+ *                 [--seed S] [--device D] [--cpu | --cpu-fast] [--data DIR]
+ *                 [--limit N] [--checkpoint FILE] [--resume FILE] [--csv FILE]
  *                 [--min-accuracy PCT]
+ *
+ * --cpu runs on the plain-C reference backend (the oracle: slow), --cpu-fast
+ * on the fast CPU backend; by default Vulkan, or the fast CPU backend on a
+ * machine without a Vulkan device.
  */
 #include <math.h>
 #include <stdio.h>
@@ -28,14 +32,14 @@ typedef struct options {
     float lr, min_accuracy;
     uint64_t seed;
     uint32_t limit;
-    bool cpu;
+    bool cpu, cpu_fast;
 } options;
 
 static void usage(void) {
     fprintf(stderr, "usage: fashion_mnist [--model mlp|cnn] [--epochs N] [--batch B] [--lr LR]\n"
-                    "                     [--seed S] [--device INDEX|NAME] [--cpu] [--data DIR]\n"
-                    "                     [--limit N] [--checkpoint FILE] [--resume FILE]\n"
-                    "                     [--csv FILE] [--min-accuracy PCT]\n");
+                    "                     [--seed S] [--device INDEX|NAME] [--cpu | --cpu-fast]\n"
+                    "                     [--data DIR] [--limit N] [--checkpoint FILE]\n"
+                    "                     [--resume FILE] [--csv FILE] [--min-accuracy PCT]\n");
 }
 
 static bool parse(int argc, char **argv, options *o) {
@@ -43,8 +47,9 @@ static bool parse(int argc, char **argv, options *o) {
                    .csv = "fashion_mnist_metrics.csv"};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (strcmp(a, "--cpu") == 0) {
-            o->cpu = true;
+        if (strcmp(a, "--cpu") == 0 || strcmp(a, "--cpu-fast") == 0) {
+            o->cpu = strcmp(a, "--cpu") == 0;
+            o->cpu_fast = !o->cpu;
             continue;
         }
         if (!v) {
@@ -211,7 +216,9 @@ int main(int argc, char **argv) {
     vkt_dataset_destroy(train_full);
 
     vkt_context *ctx;
-    vkt_context_desc cdesc = {.backend = o.cpu ? VKT_BACKEND_CPU : VKT_BACKEND_DEFAULT,
+    vkt_context_desc cdesc = {.backend = o.cpu        ? VKT_BACKEND_CPU
+                                           : o.cpu_fast ? VKT_BACKEND_CPU_FAST
+                                                        : VKT_BACKEND_DEFAULT,
                               .device = o.device};
     if (vkt_context_create(&cdesc, &ctx) != VKT_OK) {
         fprintf(stderr, "fashion_mnist: %s\n", vkt_last_error());
