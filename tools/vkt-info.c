@@ -83,7 +83,9 @@ static const char *env_or_null(const char *name) {
 
 /* Where vkt_context_create with a zero desc ends up, following the same
  * rules as the runtime: the environment first, then the preferred device,
- * then the CPU fallback for a default backend. */
+ * then the CPU fallback for a default backend, which a VKT_DEVICE that
+ * matches nothing does not get (the runtime fails rather than silently
+ * ignore a device the user named). */
 typedef enum outcome { OUTCOME_VULKAN, OUTCOME_CPU, OUTCOME_CPU_FAST, OUTCOME_FAILS } outcome;
 
 static outcome default_outcome(const environment *env, uint32_t preferred) {
@@ -95,7 +97,7 @@ static outcome default_outcome(const environment *env, uint32_t preferred) {
         return OUTCOME_CPU_FAST;
     if (preferred != UINT32_MAX)
         return OUTCOME_VULKAN;
-    return env->forced_vulkan ? OUTCOME_FAILS : OUTCOME_CPU_FAST;
+    return env->forced_vulkan || env->device ? OUTCOME_FAILS : OUTCOME_CPU_FAST;
 }
 
 static const char *outcome_name(outcome o) {
@@ -159,9 +161,6 @@ static void print_outcome_text(const environment *env, uint32_t preferred,
     case OUTCOME_CPU_FAST:
         if (env->forced_cpu_fast)
             printf("VKT_BACKEND=cpu-fast: contexts use the fast CPU backend, no Vulkan device.\n");
-        else if (env->device)
-            printf("No usable Vulkan device matches VKT_DEVICE=%s: contexts fall back to the fast\n"
-                   "CPU backend (VKT_BACKEND=vulkan would fail instead).\n", env->device);
         else
             printf("No usable Vulkan device: contexts fall back to the fast CPU backend.\n");
         break;
@@ -169,10 +168,15 @@ static void print_outcome_text(const environment *env, uint32_t preferred,
         if (env->bad_backend)
             printf("VKT_BACKEND=%s is not 'cpu', 'cpu-fast' or 'vulkan': every context creation "
                    "fails.\n", env->backend);
-        else
+        else if (env->forced_vulkan)
             printf("VKT_BACKEND=vulkan but no usable device%s%s: creating a context fails;\n"
                    "unset VKT_BACKEND to fall back to the CPU backend.\n",
                    env->device ? " matches VKT_DEVICE=" : "", env->device ? env->device : "");
+        else
+            printf("No usable Vulkan device matches VKT_DEVICE=%s: creating a context fails\n"
+                   "(a named device is never silently replaced); unset VKT_DEVICE to fall back to\n"
+                   "the fast CPU backend.\n",
+                   env->device);
         break;
     }
 }
