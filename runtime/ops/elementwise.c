@@ -64,24 +64,24 @@ static void fill_cpu(const vkt_node *node) {
 // ---- Vulkan dispatch
 
 static void add_record(const vkt_node *n, vkt_recorder *r) {
-    vkt_record_pointwise(n, r, VKT_KERNEL_ELEMENTWISE_BINARY, VKT_BINARY_ADD);
+    vkt_record_pointwise_vec4(n, r, VKT_KERNEL_ELEMENTWISE_BINARY, VKT_BINARY_ADD);
 }
 static void sub_record(const vkt_node *n, vkt_recorder *r) {
-    vkt_record_pointwise(n, r, VKT_KERNEL_ELEMENTWISE_BINARY, VKT_BINARY_SUB);
+    vkt_record_pointwise_vec4(n, r, VKT_KERNEL_ELEMENTWISE_BINARY, VKT_BINARY_SUB);
 }
 static void mul_record(const vkt_node *n, vkt_recorder *r) {
-    vkt_record_pointwise(n, r, VKT_KERNEL_ELEMENTWISE_BINARY, VKT_BINARY_MUL);
+    vkt_record_pointwise_vec4(n, r, VKT_KERNEL_ELEMENTWISE_BINARY, VKT_BINARY_MUL);
 }
 /* scale and fill share the unary shader; fill binds its output twice (as the
  * unused input too) so both variants have the same layout. */
 static void scale_record(const vkt_node *n, vkt_recorder *r) {
-    vkt_record_pointwise(n, r, VKT_KERNEL_ELEMENTWISE_UNARY, VKT_UNARY_SCALE);
+    vkt_record_pointwise_vec4(n, r, VKT_KERNEL_ELEMENTWISE_UNARY, VKT_UNARY_SCALE);
 }
 static void fill_record(const vkt_node *node, vkt_recorder *rec) {
     vkt_node as_unary = *node;
     as_unary.nin = 1;
     as_unary.in[0] = node->out[0];
-    vkt_record_pointwise(&as_unary, rec, VKT_KERNEL_ELEMENTWISE_UNARY, VKT_UNARY_FILL);
+    vkt_record_pointwise_vec4(&as_unary, rec, VKT_KERNEL_ELEMENTWISE_UNARY, VKT_UNARY_FILL);
 }
 
 const vkt_op_def vkt_op_add_def = {"add", 2, 1, same_shape_infer, add_cpu, add_record};
